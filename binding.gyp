@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "userfaultfd",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/uffd/uffd_handle.cc",
+        "native/ioctls/range_ioctls.cc",
+        "native/memory/memory_syscalls.cc",
+        "native/memory/region_table.cc",
+        "native/faults/fault_reader.cc",
+        "native/testing/touch_threads.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none" }]
+      ]
+    }
+  ]
+}

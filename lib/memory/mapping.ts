@@ -1,0 +1,203 @@
+// A mapping the library created (anonymous, memfd/shmem, hugetlb), its
+// ArrayBuffer views and the calls that take its addresses. The native region
+// table (native/memory/region_table.cc) tracks views in every environment,
+// so unmap() can detach them all before munmap().
+import { native } from '../native';
+import { closedError, withRange } from '../errors';
+import { checkAligned, checkInteger, checkObject, checkOneOf } from '../validate';
+import { MADV, MAP, MREMAP, PAGE_SIZE, protBits, type Advice, type Protection } from './constants';
+
+export type MappingKind = 'anonymous' | 'shmem' | 'hugetlb';
+
+/** What a Worker needs to use a mapping created elsewhere: send it with postMessage. */
+export interface MappingHandle {
+  readonly id: number;
+  readonly kind: MappingKind;
+  readonly shared: boolean;
+}
+
+export interface AnonymousOptions {
+  /** Hint for the address (page aligned); the kernel may choose another one. */
+  address?: number;
+  protection?: Protection;
+}
+
+export interface RemapOptions {
+  /** Let the kernel move the mapping (MREMAP_MAYMOVE). Default true. */
+  mayMove?: boolean;
+  /** Move it exactly here (MREMAP_FIXED). */
+  address?: number;
+}
+
+interface MappingInit {
+  id: number;
+  address: number;
+  length: number;
+  pageSize: number;
+  kind: MappingKind;
+  shared: boolean;
+}
+
+/** Mappings of this environment that are still mapped, for lookups by address. */
+const liveMappings = new Set<Mapping>();
+
+export class Mapping {
+  readonly id: number;
+  readonly pageSize: number;
+  readonly kind: MappingKind;
+  /** MAP_SHARED (true) or MAP_PRIVATE (false). */
+  readonly shared: boolean;
+  #address: number;
+  #length: number;
+  #unmapped = false;
+
+  /** @internal use Mapping.anonymous(), MemoryFile#map() or Mapping.attach(). */
+  constructor(init: MappingInit) {
+    this.id = init.id;
+    this.#address = init.address;
+    this.#length = init.length;
+    this.pageSize = init.pageSize;
+    this.kind = init.kind;
+    this.shared = init.shared;
+    liveMappings.add(this);
+  }
+
+  /** A private anonymous mapping (MAP_PRIVATE | MAP_ANONYMOUS) of 4K pages. */
+  static anonymous(length: number, options?: AnonymousOptions): Mapping {
+    const opts = checkObject<AnonymousOptions>('options', options);
+    checkInteger('length', length, 1);
+    checkAligned('length', length, PAGE_SIZE);
+    const hint = opts.address === undefined ? 0 : checkInteger('options.address', opts.address);
+    checkAligned('options.address', hint, PAGE_SIZE);
+    const prot = protBits(opts.protection === undefined ? 'read-write' : checkOneOf('options.protection', opts.protection, ['none', 'read', 'read-write']));
+    const [id, address] = native.mapRegion(hint, length, prot, MAP.PRIVATE | MAP.ANONYMOUS | MAP.NORESERVE, -1, 0, PAGE_SIZE);
+    return new Mapping({ id, address, length, pageSize: PAGE_SIZE, kind: 'anonymous', shared: false });
+  }
+
+  /** Uses, in this environment (typically a Worker), a mapping created in another one. */
+  static attach(handle: MappingHandle): Mapping {
+    const h = checkObject<MappingHandle>('handle', handle);
+    const id = checkInteger('handle.id', h.id, 1);
+    const found = native.attachRegion(id);
+    if (!found) throw closedError(`mapping ${id}`, 'attach');
+    const [address, length, pageSize] = found;
+    return new Mapping({ id, address, length, pageSize, kind: h.kind ?? 'anonymous', shared: h.shared ?? false });
+  }
+
+  /** The mapping that contains [address, address + length), if this environment has one. */
+  static containing(address: number, length = 1): Mapping | undefined {
+    for (const m of liveMappings) if (m.contains(address, length)) return m;
+    return undefined;
+  }
+
+  get address(): number {
+    this.#check('address');
+    return this.#address;
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  get unmapped(): boolean {
+    return this.#unmapped;
+  }
+
+  get handle(): MappingHandle {
+    return { id: this.id, kind: this.kind, shared: this.shared };
+  }
+
+  contains(address: number, length = 1): boolean {
+    return !this.#unmapped && address >= this.#address && address + length <= this.#address + this.#length;
+  }
+
+  /**
+   * An ArrayBuffer over [offset, offset + length) of the mapping. It is
+   * detached (byteLength 0, access throws) when the mapping is unmapped or
+   * remapped, in every environment.
+   */
+  arrayBuffer(offset = 0, length = this.#length - offset): ArrayBuffer {
+    this.#check('view');
+    this.#checkRange(offset, length, 1);
+    return native.regionView(this.id, offset, length);
+  }
+
+  /** A Buffer over the same bytes as arrayBuffer(). */
+  buffer(offset = 0, length = this.#length - offset): Buffer {
+    return Buffer.from(this.arrayBuffer(offset, length));
+  }
+
+  /** madvise() on [offset, offset + length) of the mapping. */
+  madvise(advice: Advice, offset = 0, length = this.#length - offset): void {
+    this.#check('madvise');
+    const value = MADV[checkOneOf('advice', advice, Object.keys(MADV) as Advice[])];
+    this.#checkRange(offset, length, this.pageSize);
+    try {
+      native.madvise(this.#address + offset, length, value);
+    } catch (err) {
+      withRange(err, this.#address + offset, length);
+    }
+  }
+
+  /** mprotect() on [offset, offset + length) of the mapping. */
+  protect(protection: Protection, offset = 0, length = this.#length - offset): void {
+    this.#check('mprotect');
+    const prot = protBits(checkOneOf('protection', protection, ['none', 'read', 'read-write']));
+    this.#checkRange(offset, length, this.pageSize);
+    try {
+      native.mprotect(this.#address + offset, length, prot);
+    } catch (err) {
+      withRange(err, this.#address + offset, length);
+    }
+  }
+
+  /**
+   * mremap(): grow, shrink or move the mapping. Views of this environment are
+   * detached; if another environment holds views it fails with EBUSY.
+   * Returns the new address.
+   */
+  remap(newLength: number, options?: RemapOptions): number {
+    this.#check('mremap');
+    const opts = checkObject<RemapOptions>('options', options);
+    checkInteger('newLength', newLength, 1);
+    checkAligned('newLength', newLength, this.pageSize);
+    let flags = opts.mayMove === false ? 0 : MREMAP.MAYMOVE;
+    let target = 0;
+    if (opts.address !== undefined) {
+      target = checkInteger('options.address', opts.address);
+      checkAligned('options.address', target, this.pageSize);
+      flags |= MREMAP.MAYMOVE | MREMAP.FIXED;
+    }
+    try {
+      this.#address = native.remapRegion(this.id, newLength, flags, target);
+    } catch (err) {
+      withRange(err, this.#address, this.#length);
+    }
+    this.#length = newLength;
+    return this.#address;
+  }
+
+  /**
+   * munmap(). Idempotent. Every view, in every environment, is detached
+   * first; the memory is released once the last environment holding views
+   * has detached them (at once when only this one has any). Returns true if
+   * it was released now.
+   */
+  unmap(): boolean {
+    if (this.#unmapped) return false;
+    this.#unmapped = true;
+    liveMappings.delete(this);
+    return native.unmapRegion(this.id) === true;
+  }
+
+  #check(op: string): void {
+    if (this.#unmapped) throw closedError(`mapping 0x${this.#address.toString(16)}`, op);
+  }
+
+  #checkRange(offset: number, length: number, alignment: number): void {
+    checkInteger('offset', offset, 0, this.#length);
+    checkInteger('length', length, 0, this.#length - offset);
+    checkAligned('offset', offset, alignment);
+    checkAligned('length', length, alignment);
+  }
+}

@@ -1,0 +1,74 @@
+// The native boundary: the only place the addon is loaded, and every native
+// function declared once with its exact argument types. Native functions
+// take checked positional arguments; validation, defaults and messages live
+// in the TypeScript that calls them.
+import { createRequire } from 'node:module';
+
+/** Addresses and lengths cross the boundary as Numbers: x86-64 user addresses are below 2^47. */
+export type Address = number;
+
+/** Result of a range ioctl: the progress field on success, [errno, field] on failure. */
+export type IoctlReturn = number | [errno: number, field: number];
+
+export interface NativeAddon {
+  // uffd/uffd_handle.cc
+  openViaDevice(flags: number): number;
+  openViaSyscall(flags: number): number;
+  api(fd: number, api: bigint, features: bigint): [features: bigint, ioctls: bigint];
+  register(fd: number, start: Address, length: number, mode: number): bigint;
+  unregister(fd: number, start: Address, length: number): void;
+  closeFd(fd: number): void;
+
+  // ioctls/range_ioctls.cc
+  copy(fd: number, dst: Address, src: ArrayBufferView | ArrayBuffer | Address, srcOffset: number, length: number, mode: number): IoctlReturn;
+  zeropage(fd: number, start: Address, length: number, mode: number): IoctlReturn;
+  continue(fd: number, start: Address, length: number, mode: number): IoctlReturn;
+  writeprotect(fd: number, start: Address, length: number, mode: number): IoctlReturn;
+  wake(fd: number, start: Address, length: number): IoctlReturn;
+  poison(fd: number, start: Address, length: number, mode: number): IoctlReturn;
+  move(fd: number, dst: Address, src: Address, length: number, mode: number): IoctlReturn;
+
+  // memory/memory_syscalls.cc
+  memfdCreate(name: string, flags: number): number;
+  ftruncate(fd: number, length: number): void;
+  madvise(address: Address, length: number, advice: number): void;
+  mprotect(address: Address, length: number, prot: number): void;
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
+  hugetlbPageSize(fd: number): number;
+
+  // memory/region_table.cc
+  mapRegion(addressHint: Address, length: number, prot: number, flags: number, fd: number, offset: number, pageSize: number): [id: number, address: Address];
+  attachRegion(id: number): [address: Address, length: number, pageSize: number] | null;
+  unmapRegion(id: number): boolean | undefined;
+  regionView(id: number, offset: number, length: number): ArrayBuffer;
+  remapRegion(id: number, newLength: number, flags: number, newAddress: Address): Address;
+
+  // faults/fault_reader.cc
+  readerStart(fd: number, onReadable: () => void): number;
+  readerDrain(id: number, max: number): ArrayBuffer;
+  readerStop(id: number): void;
+  readerRef(id: number, ref: boolean): void;
+  readerSetPolicy(id: number, policy: number): void;
+  readerStatus(id: number): [resolvedByReader: number, readErrno: number];
+
+  // testing/touch_threads.cc
+  touch(address: Address, length: number, stride: number, write: boolean, value: number): Promise<{ tid: number; values: Uint32Array }>;
+}
+
+function load(): NativeAddon {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw new Error(`userfaultfd: only Linux x86-64 is supported (this is ${process.platform} ${process.arch})`);
+  }
+  const require = createRequire(__filename);
+  try {
+    return require('bindings')('userfaultfd') as NativeAddon;
+  } catch (cause) {
+    throw new Error(
+      'userfaultfd: the native addon is not built or failed to load. Run `npm rebuild userfaultfd` ' +
+        '(needs python3, make and g++; see docs/troubleshooting.md).',
+      { cause },
+    );
+  }
+}
+
+export const native: NativeAddon = load();

@@ -1,0 +1,73 @@
+// Which ranges a userfaultfd has registered, with which modes and page size,
+// so that every ioctl can be checked (alignment, bounds, mode) before the
+// system call. Unregistering part of a range splits it, as the kernel splits
+// the vma.
+import type { IoctlName, RegisterMode, UnknownBit } from './features';
+
+export interface Registration {
+  readonly start: number;
+  readonly end: number;
+  readonly modes: ReadonlySet<RegisterMode>;
+  readonly ioctls: ReadonlySet<IoctlName | UnknownBit>;
+  readonly pageSize: number;
+}
+
+export class RegistrationSet {
+  #ranges: Registration[] = [];
+
+  get all(): readonly Registration[] {
+    return this.#ranges;
+  }
+
+  add(r: Registration): void {
+    this.remove(r.start, r.end);
+    this.#ranges.push(r);
+    this.#ranges.sort((a, b) => a.start - b.start);
+  }
+
+  /** Forgets [start, end), keeping the parts of registrations outside it. */
+  remove(start: number, end: number): void {
+    const kept: Registration[] = [];
+    for (const r of this.#ranges) {
+      if (r.end <= start || r.start >= end) {
+        kept.push(r);
+        continue;
+      }
+      if (r.start < start) kept.push({ ...r, end: start });
+      if (r.end > end) kept.push({ ...r, start: end });
+    }
+    this.#ranges = kept;
+  }
+
+  /** Moves registrations in [from, from + length) to `to` (an mremap). */
+  move(from: number, to: number, length: number): void {
+    const moved: Registration[] = [];
+    for (const r of this.#ranges) {
+      if (r.start >= from && r.end <= from + length) moved.push({ ...r, start: r.start - from + to, end: r.end - from + to });
+    }
+    this.remove(from, from + length);
+    for (const r of moved) this.add(r);
+  }
+
+  /** The registration that covers [start, start + length) entirely, if any. */
+  covering(start: number, length: number): Registration | undefined {
+    const end = start + length;
+    // Adjacent registrations with the same modes count as one range.
+    let cursor = start;
+    let first: Registration | undefined;
+    for (const r of this.#ranges) {
+      if (r.end <= cursor || r.start > cursor) continue;
+      first ??= r;
+      if (r.pageSize !== first.pageSize) return undefined;
+      cursor = r.end;
+      if (cursor >= end) return first;
+    }
+    return undefined;
+  }
+
+  clone(): RegistrationSet {
+    const copy = new RegistrationSet();
+    copy.#ranges = [...this.#ranges];
+    return copy;
+  }
+}

@@ -1,0 +1,356 @@
+// The userfaultfd handle: opening and feature negotiation, registration, the
+// range ioctls, events, and a FileHandle-like lifecycle (idempotent close,
+// EBADF after close, Symbol.asyncDispose).
+import { native } from '../native';
+import { closedError, withRange } from '../errors';
+import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf } from '../validate';
+import { Mapping } from '../memory/mapping';
+import { PAGE_SIZE } from '../memory/constants';
+import * as ioctl from '../ioctls/range-ioctls';
+import type { IoctlResult } from '../ioctls/outcome';
+import { FaultDispatcher, type JsThreadFaultPolicy } from '../faults/fault-dispatcher';
+import type { EventIterator } from '../faults/event-iterator';
+import type { UffdEventOf } from '../faults/events';
+import {
+  FEATURES,
+  FEATURE_BITS,
+  REGISTER_MODE_BITS,
+  featureMask,
+  featureNames,
+  ioctlNames,
+  isFeature,
+  type Feature,
+  type IoctlName,
+  type RegisterMode,
+  type UnknownBit,
+} from './features';
+import { RegistrationSet, type Registration } from './registrations';
+
+const UFFD_API = 0xaan;
+const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+const UFFD_USER_MODE_ONLY = 1;
+
+export type UffdEvent = UffdEventOf<Userfaultfd>;
+
+export interface OpenOptions {
+  /** Features to enable. Each must be supported, or open() throws naming it. */
+  features?: readonly Feature[];
+  /** Handle only user-mode faults (UFFD_USER_MODE_ONLY); needed when unprivileged without vm.unprivileged_userfaultfd. */
+  userModeOnly?: boolean;
+  /** 'auto' (default) tries /dev/userfaultfd, then the syscall. */
+  via?: 'auto' | 'device' | 'syscall';
+  /**
+   * What a fault raised by this environment's own JavaScript thread gets
+   * (it cannot run a handler while blocked): 'zero' (default) maps a zero
+   * page, continues a minor fault or clears write protection; 'poison'
+   * poisons the page (the thread gets SIGBUS). The fault is still delivered
+   * as an event with resolvedByReader = true, and a warning is emitted once.
+   */
+  jsThreadFaults?: JsThreadFaultPolicy;
+}
+
+export interface EventsOptions {
+  signal?: AbortSignal;
+  /** Events buffered before reading stops (default 1024). */
+  highWaterMark?: number;
+}
+
+export interface RangeLike {
+  readonly address: number;
+  readonly length: number;
+}
+
+export interface RegisterOptions {
+  /** Page size of memory the library did not map (e.g. another process's). Default: the mapping's, or 4096. */
+  pageSize?: number;
+}
+
+/** Open userfaultfds of this environment, closed when the process exits so no thread stays blocked. */
+const openHandles = new Set<Userfaultfd>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // process.exit() runs no environment cleanup hooks, but it does emit
+  // 'exit'. Closing every uffd here wakes threads blocked in faults (they
+  // then see zero pages), so exit and Worker termination never hang.
+  process.on('exit', () => {
+    for (const u of [...openHandles]) u.close();
+  });
+}
+
+function openFd(via: 'auto' | 'device' | 'syscall', flags: number): { fd: number; openedVia: 'device' | 'syscall' } {
+  if (via === 'device') return { fd: native.openViaDevice(flags), openedVia: 'device' };
+  if (via === 'syscall') return { fd: native.openViaSyscall(flags), openedVia: 'syscall' };
+  try {
+    return { fd: native.openViaDevice(flags), openedVia: 'device' };
+  } catch (deviceError) {
+    try {
+      return { fd: native.openViaSyscall(flags), openedVia: 'syscall' };
+    } catch (syscallError) {
+      (syscallError as Error & { deviceError?: unknown }).deviceError = deviceError;
+      throw syscallError;
+    }
+  }
+}
+
+interface Negotiated {
+  supported: bigint;
+  enabled: bigint;
+  ioctls: bigint;
+}
+
+export class Userfaultfd implements ioctl.IoctlTarget {
+  /** 'device' (/dev/userfaultfd) or 'syscall'. */
+  readonly openedVia: 'device' | 'syscall';
+  readonly userModeOnly: boolean;
+  /** Everything the kernel supports (the probe's answer to UFFDIO_API). */
+  readonly supportedFeatures: ReadonlySet<Feature | UnknownBit>;
+  /** What this fd has enabled. */
+  readonly enabledFeatures: ReadonlySet<Feature>;
+  /** The ioctls UFFDIO_API allows on the fd. */
+  readonly ioctls: ReadonlySet<IoctlName | UnknownBit>;
+  #fd: number;
+  #registrations: RegistrationSet;
+  #dispatcher: FaultDispatcher<Userfaultfd>;
+  #policy: JsThreadFaultPolicy;
+
+  private constructor(fd: number, openedVia: 'device' | 'syscall', userModeOnly: boolean, n: Negotiated, policy: JsThreadFaultPolicy, registrations: RegistrationSet) {
+    this.#fd = fd;
+    this.openedVia = openedVia;
+    this.userModeOnly = userModeOnly;
+    this.supportedFeatures = featureNames(n.supported);
+    this.enabledFeatures = featureNames(n.enabled) as Set<Feature>;
+    this.ioctls = ioctlNames(n.ioctls);
+    this.#registrations = registrations;
+    this.#policy = policy;
+    this.#dispatcher = new FaultDispatcher<Userfaultfd>(fd, {
+      adoptFork: (childFd) => new Userfaultfd(childFd, openedVia, userModeOnly, n, policy, this.#registrations.clone()),
+      closeForked: (child) => child.close(),
+      observe: (event) => this.#follow(event),
+    }, policy);
+    openHandles.add(this);
+    installExitHook();
+  }
+
+  /**
+   * Opens a userfaultfd (non-blocking, close-on-exec) and enables `features`.
+   * The kernel's supported set is read first on a throwaway fd, so an
+   * unsupported feature is a clear error naming it, and both sets are
+   * reported. THREAD_ID is always enabled when supported: the reader needs
+   * it to recognise faults of the JS thread.
+   */
+  static open(options?: OpenOptions): Userfaultfd {
+    const opts = checkObject<OpenOptions>('options', options);
+    const via = opts.via === undefined ? 'auto' : checkOneOf('options.via', opts.via, ['auto', 'device', 'syscall']);
+    const userModeOnly = opts.userModeOnly === undefined ? false : checkBoolean('options.userModeOnly', opts.userModeOnly);
+    const policy = opts.jsThreadFaults === undefined ? 'zero' : checkOneOf('options.jsThreadFaults', opts.jsThreadFaults, ['zero', 'poison']);
+    const requested: readonly Feature[] = opts.features ?? [];
+    if (!Array.isArray(requested)) throw new TypeError('options.features must be an array of feature names');
+    for (const f of requested) {
+      if (!isFeature(f)) throw new TypeError(`unknown userfaultfd feature ${JSON.stringify(f)}; known: ${FEATURES.join(', ')}`);
+    }
+    const flags = O_CLOEXEC | O_NONBLOCK | (userModeOnly ? UFFD_USER_MODE_ONLY : 0);
+
+    const probe = openFd(via, flags);
+    let supported: bigint;
+    try {
+      supported = native.api(probe.fd, UFFD_API, 0n)[0];
+    } finally {
+      native.closeFd(probe.fd);
+    }
+    const missing = requested.filter((f: Feature) => ((supported >> BigInt(FEATURE_BITS[f])) & 1n) === 0n);
+    if (missing.length) {
+      const err = new Error(`userfaultfd: the kernel does not support ${missing.map((f) => `UFFD_FEATURE_${f}`).join(', ')}`) as Error & { code: string; features: Feature[] };
+      err.code = 'ERR_UFFD_FEATURE_UNSUPPORTED';
+      err.features = missing;
+      throw err;
+    }
+    let enabled = featureMask(requested);
+    if ((supported >> BigInt(FEATURE_BITS.THREAD_ID)) & 1n) enabled |= 1n << BigInt(FEATURE_BITS.THREAD_ID);
+
+    const { fd, openedVia } = openFd(via, flags);
+    let ioctls: bigint;
+    try {
+      ioctls = native.api(fd, UFFD_API, enabled)[1];
+    } catch (err) {
+      native.closeFd(fd);
+      throw err;
+    }
+    return new Userfaultfd(fd, openedVia, userModeOnly, { supported, enabled, ioctls }, policy, new RegistrationSet());
+  }
+
+  /** The file descriptor. Throws EBADF once closed. */
+  get fd(): number {
+    if (this.#fd < 0) throw closedError('userfaultfd', 'fd');
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  get registrations(): readonly Registration[] {
+    return this.#registrations.all;
+  }
+
+  /** Faults of the JS thread the reader has resolved by the jsThreadFaults policy. */
+  get jsThreadFaultsResolved(): number {
+    return this.#fd < 0 ? 0 : this.#dispatcher.resolvedByReader;
+  }
+
+  get jsThreadFaults(): JsThreadFaultPolicy {
+    return this.#policy;
+  }
+
+  set jsThreadFaults(policy: JsThreadFaultPolicy) {
+    this.#policy = checkOneOf('jsThreadFaults', policy, ['zero', 'poison']);
+    if (this.#fd >= 0) this.#dispatcher.setPolicy(policy);
+  }
+
+  /**
+   * UFFDIO_REGISTER: `range` is a Mapping or any {address, length} inside
+   * one. Returns the ioctls the kernel allows on the range.
+   */
+  register(range: RangeLike, modes: readonly RegisterMode[], options?: RegisterOptions): ReadonlySet<IoctlName | UnknownBit> {
+    const fd = this.fd;
+    const { address, length, pageSize } = this.#rangeOf(range, options);
+    if (!Array.isArray(modes) || modes.length === 0) {
+      throw new TypeError("modes must be a non-empty array of 'missing', 'wp', 'minor'");
+    }
+    let mode = 0;
+    for (const m of modes) mode |= REGISTER_MODE_BITS[checkOneOf('mode', m, ['missing', 'wp', 'minor'])];
+    let mask: bigint;
+    try {
+      mask = native.register(fd, address, length, mode);
+    } catch (err) {
+      withRange(err, address, length);
+    }
+    const allowed = ioctlNames(mask);
+    this.#registrations.add({ start: address, end: address + length, modes: new Set(modes), ioctls: allowed, pageSize });
+    return allowed;
+  }
+
+  /** UFFDIO_UNREGISTER of a range (or part of one). */
+  unregister(range: RangeLike, options?: RegisterOptions): void {
+    const fd = this.fd;
+    const { address, length } = this.#rangeOf(range, options);
+    try {
+      native.unregister(fd, address, length);
+    } catch (err) {
+      withRange(err, address, length);
+    }
+    this.#registrations.remove(address, address + length);
+  }
+
+  /** UFFDIO_COPY of `src` (all of it, or options.length bytes from options.srcOffset) to `dst`. */
+  copy(dst: number, src: ioctl.CopySource, options?: ioctl.CopyOptions): IoctlResult {
+    return ioctl.copy(this, dst, src, options);
+  }
+  /** UFFDIO_COPY from memory of this process, such as another Mapping. */
+  copyFromAddress(dst: number, srcAddress: number, length: number, options?: ioctl.CopyOptions): IoctlResult {
+    return ioctl.copyFromAddress(this, dst, srcAddress, length, options);
+  }
+  zeropage(address: number, length: number, options?: ioctl.WakeOption): IoctlResult {
+    return ioctl.zeropage(this, address, length, options);
+  }
+  /** UFFDIO_CONTINUE: map the page-cache pages of a MINOR-registered range. */
+  continue(address: number, length: number, options?: ioctl.ContinueOptions): IoctlResult {
+    return ioctl.continueRange(this, address, length, options);
+  }
+  writeProtect(address: number, length: number, protect: boolean, options?: ioctl.WakeOption): IoctlResult {
+    return ioctl.writeProtect(this, address, length, protect, options);
+  }
+  wake(address: number, length: number): IoctlResult {
+    return ioctl.wake(this, address, length);
+  }
+  poison(address: number, length: number, options?: ioctl.WakeOption): IoctlResult {
+    return ioctl.poison(this, address, length, options);
+  }
+  move(dst: number, src: number, length: number, options?: ioctl.MoveOptions): IoctlResult {
+    return ioctl.move(this, dst, src, length, options);
+  }
+
+  /**
+   * The events of this fd, as an async iterator. Several iterators may be
+   * open; each sees every event. Ends when the fd is closed.
+   */
+  events(options?: EventsOptions): EventIterator<UffdEvent> {
+    const opts = checkObject<EventsOptions>('options', options);
+    const hwm = opts.highWaterMark === undefined ? 1024 : checkInteger('options.highWaterMark', opts.highWaterMark, 1, 1 << 20);
+    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
+    this.fd;
+    return this.#dispatcher.subscribe(hwm, opts.signal);
+  }
+
+  /** Keep the event loop alive while an iterator waits for events (the default). */
+  ref(): this {
+    if (this.#fd >= 0) this.#dispatcher.ref(true);
+    return this;
+  }
+  /** Let the process exit even while an iterator waits for events. */
+  unref(): this {
+    if (this.#fd >= 0) this.#dispatcher.ref(false);
+    return this;
+  }
+
+  /**
+   * Stops the reader and closes the fd. Idempotent. Threads blocked in a
+   * fault on this fd are woken; their access then proceeds as if the range
+   * were not registered (an anonymous page reads zeros).
+   */
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    openHandles.delete(this);
+    this.#dispatcher.stop();
+    native.closeFd(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  /** @internal IoctlTarget */
+  registrationFor(address: number, length: number, what: string): Registration {
+    const reg = this.#registrations.covering(address, length);
+    if (!reg) {
+      throw new RangeError(`${what}: 0x${address.toString(16)}+0x${length.toString(16)} is not inside a range registered with this userfaultfd`);
+    }
+    return reg;
+  }
+
+  #rangeOf(range: RangeLike, options?: RegisterOptions): { address: number; length: number; pageSize: number } {
+    if (range === null || typeof range !== 'object') throw new TypeError('range must be a Mapping or {address, length}');
+    const opts = checkObject<RegisterOptions>('options', options);
+    const address = checkInteger('range.address', range.address, 1);
+    const length = checkInteger('range.length', range.length, 1);
+    const mapping = range instanceof Mapping ? range : Mapping.containing(address, length);
+    let pageSize: number;
+    if (opts.pageSize !== undefined) {
+      pageSize = checkInteger('options.pageSize', opts.pageSize, PAGE_SIZE);
+    } else if (mapping) {
+      pageSize = mapping.pageSize;
+    } else if (range instanceof Mapping) {
+      throw closedError('mapping', 'register');
+    } else {
+      pageSize = PAGE_SIZE;
+    }
+    checkAligned('range.address', address, pageSize);
+    checkAligned('range.length', length, pageSize);
+    return { address, length, pageSize };
+  }
+
+  #follow(event: UffdEvent): void {
+    if (event.type === 'remap') this.#registrations.move(event.from, event.to, event.length);
+    else if (event.type === 'unmap') this.#registrations.remove(event.start, event.end);
+  }
+}
+

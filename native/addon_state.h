@@ -1,0 +1,33 @@
+// Per-environment state. One instance per Node environment (main thread and
+// every Worker), attached with SetInstanceData, so nothing here is shared
+// between environments by accident.
+#pragma once
+
+#include <napi.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+
+namespace uffd {
+
+struct ReaderSlot;
+
+struct AddonState {
+  // The thread that runs this environment's JavaScript. A fault raised by it
+  // on a userfaultfd owned by this environment can never be resolved from
+  // JavaScript, so the fault reader resolves it natively (see
+  // faults/fault_reader.cc).
+  pid_t jsThreadId = 0;
+  // Runs DetachPendingViews on this environment's JS thread when another
+  // environment unmaps a region this one has views of. Unreferenced, so it
+  // never keeps the loop alive.
+  Napi::ThreadSafeFunction mailbox;
+  // Fault readers started by this environment (faults/fault_reader.cc).
+  std::map<uint32_t, ReaderSlot*> readers;
+  uint32_t lastReaderId = 0;
+};
+
+AddonState& StateOf(Napi::Env env);
+
+}  // namespace uffd

@@ -1,0 +1,66 @@
+// Positional argument readers for the native boundary. The TypeScript layer
+// validates and converts every argument first (lib/native.ts documents the
+// exact types); these checks only stop a programming error in lib/ from
+// turning into undefined behaviour.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+
+namespace uffd {
+
+inline void CheckArgCount(const Napi::CallbackInfo& info, size_t n) {
+  if (info.Length() < n) {
+    throw Napi::TypeError::New(info.Env(), "native: too few arguments");
+  }
+}
+
+inline int64_t IntArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), "native: argument " + std::to_string(i) + " must be a number");
+  }
+  return info[i].As<Napi::Number>().Int64Value();
+}
+
+inline uint64_t UintArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info[i].IsBigInt()) {
+    bool lossless = false;
+    return info[i].As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+  int64_t v = IntArg(info, i);
+  if (v < 0) {
+    throw Napi::RangeError::New(info.Env(), "native: argument " + std::to_string(i) + " must not be negative");
+  }
+  return static_cast<uint64_t>(v);
+}
+
+inline int FdArg(const Napi::CallbackInfo& info, size_t i) {
+  return static_cast<int>(IntArg(info, i));
+}
+
+// Where a JS byte source lives in memory: Buffer, any TypedArray, DataView or
+// ArrayBuffer. Returns false if the value is none of these.
+inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
+  if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    *data = static_cast<uint8_t*>(ab.Data());
+    *length = ab.ByteLength();
+    return true;
+  }
+  if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    *data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    *length = ta.ByteLength();
+    return true;
+  }
+  if (v.IsDataView()) {
+    auto dv = v.As<Napi::DataView>();
+    *data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    *length = dv.ByteLength();
+    return true;
+  }
+  return false;
+}
+
+}  // namespace uffd

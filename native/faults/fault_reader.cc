@@ -1,0 +1,285 @@
+#include "fault_reader.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "../addon_state.h"
+#include "../args.h"
+#include "../errors.h"
+#include "../memory/region_table.h"
+#include "../uapi/userfaultfd_compat.h"
+
+namespace uffd {
+
+namespace {
+constexpr size_t kBatch = 64;  // messages per read(), as the C reference handler
+constexpr size_t kPageSizes[] = {4096, 2u << 20, 1u << 30};
+}  // namespace
+
+void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, void*) {
+  if (env == nullptr || onReadable.IsEmpty()) return;
+  napi_value undefined = nullptr;
+  napi_value result = nullptr;
+  napi_get_undefined(env, &undefined);
+  napi_call_function(env, undefined, onReadable, 0, nullptr, &result);
+}
+
+FaultReader::FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable)
+    : uffd_(uffd), stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), jsThreadId_(jsThreadId) {
+  if (stopFd_ < 0) ThrowErrno(env, errno, "eventfd");
+  tsfn_ = ReaderTsfn::New(env, onReadable, "userfaultfd:reader", 0, 1);
+  tsfn_.Unref(env);
+  thread_ = std::thread([this] { Run(); });
+}
+
+FaultReader::~FaultReader() {
+  Stop();
+  // Fork messages nobody took carry an fd each.
+  for (auto& msg : queue_) {
+    if (msg.event == UFFD_EVENT_FORK) close(static_cast<int>(msg.arg.fork.ufd));
+  }
+  if (stopFd_ >= 0) close(stopFd_);
+}
+
+void FaultReader::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  uint64_t one = 1;
+  ssize_t ignored = write(stopFd_, &one, sizeof one);
+  (void)ignored;
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t FaultReader::Drain(uffd_msg* out, size_t max) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t n = 0;
+  while (n < max && !queue_.empty()) {
+    out[n++] = queue_.front();
+    queue_.pop_front();
+  }
+  if (queue_.empty()) signalled_ = false;
+  return n;
+}
+
+void FaultReader::Deliver(const uffd_msg* msgs, size_t n) {
+  bool call = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.insert(queue_.end(), msgs, msgs + n);
+    if (!signalled_) signalled_ = call = true;
+  }
+  // Never a blocking call: at environment teardown the TSFN answers
+  // napi_closing, and the cleanup hook is about to stop this thread anyway.
+  if (call) tsfn_.NonBlockingCall();
+}
+
+// The JS thread of the owning environment is blocked on this fault, so no
+// JavaScript can resolve it. Resolve it here so the thread runs again.
+void FaultReader::ResolveForJsThread(uffd_msg* msg) {
+  uint64_t flags = msg->arg.pagefault.flags;
+  uint64_t address = msg->arg.pagefault.address;
+  size_t pageSize;
+  {
+    RegionTable& table = RegionTable::Instance();
+    std::lock_guard<std::mutex> lock(table.mutex);
+    pageSize = table.PageSizeAt(address);
+  }
+  // Unknown memory: try each page size until the kernel accepts one.
+  for (size_t candidate : kPageSizes) {
+    size_t size = pageSize ? pageSize : candidate;
+    uint64_t start = address & ~(static_cast<uint64_t>(size) - 1);
+    int rc;
+    if (policy_.load() == JsThreadFaultPolicy::kPoison) {
+      uffdio_poison poison{{start, size}, 0, 0};
+      rc = ioctl(uffd_, UFFDIO_POISON, &poison);
+    } else if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+      uffdio_writeprotect wp{{start, size}, 0};
+      rc = ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp);
+    } else if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+      uffdio_continue cont{{start, size}, 0, 0};
+      rc = ioctl(uffd_, UFFDIO_CONTINUE, &cont);
+    } else if (size == 4096) {
+      uffdio_zeropage zp{{start, size}, 0, 0};
+      rc = ioctl(uffd_, UFFDIO_ZEROPAGE, &zp);
+    } else {
+      // hugetlb has no ZEROPAGE: copy from untouched anonymous memory, which
+      // reads as zeros without being populated.
+      void* zeros = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (zeros == MAP_FAILED) break;
+      uffdio_copy copy{start, reinterpret_cast<uint64_t>(zeros), size, 0, 0};
+      rc = ioctl(uffd_, UFFDIO_COPY, &copy);
+      munmap(zeros, size);
+    }
+    if (rc == 0 || errno == EEXIST) {
+      if (rc != 0) {
+        uffdio_range range{start, size};
+        ioctl(uffd_, UFFDIO_WAKE, &range);
+      }
+      msg->reserved1 = kResolvedByReader;
+      resolvedByReader_++;
+      return;
+    }
+    if (errno != EINVAL || pageSize) break;
+  }
+  // Could not resolve (a range this fd no longer covers): wake the thread so
+  // it retries the access, which then either succeeds or faults again.
+  uffdio_range range{address & ~4095ull, 4096};
+  ioctl(uffd_, UFFDIO_WAKE, &range);
+}
+
+void FaultReader::Run() {
+  uffd_msg msgs[kBatch];
+  pollfd fds[2] = {{uffd_, POLLIN, 0}, {stopFd_, POLLIN, 0}};
+  for (;;) {
+    int ready = poll(fds, 2, -1);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      readError_ = errno;
+      break;
+    }
+    if (fds[1].revents) break;
+    if (fds[0].revents & (POLLERR | POLLNVAL)) {
+      readError_ = EBADF;
+      Deliver(nullptr, 0);
+      break;
+    }
+    ssize_t bytes = read(uffd_, msgs, sizeof msgs);
+    if (bytes < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      readError_ = errno;
+      Deliver(nullptr, 0);
+      break;
+    }
+    size_t n = static_cast<size_t>(bytes) / sizeof(uffd_msg);
+    for (size_t i = 0; i < n; i++) {
+      msgs[i].reserved1 = 0;
+      if (msgs[i].event == UFFD_EVENT_PAGEFAULT && jsThreadId_ != 0 &&
+          static_cast<pid_t>(msgs[i].arg.pagefault.feat.ptid) == jsThreadId_) {
+        ResolveForJsThread(&msgs[i]);
+      }
+    }
+    Deliver(msgs, n);
+  }
+}
+
+// ---- the native boundary -------------------------------------------------
+
+struct ReaderSlot {
+  std::unique_ptr<FaultReader> reader;
+};
+
+namespace {
+
+// Readers of this environment, by id; its cleanup hooks stop them.
+std::map<uint32_t, ReaderSlot*>& ReadersOf(Napi::Env env) { return StateOf(env).readers; }
+
+void CleanupReader(void* arg) {
+  // Environment teardown: stop the thread before the runtime finalizes the
+  // TSFN (this hook was added after the TSFN, so it runs first).
+  auto* slot = static_cast<ReaderSlot*>(arg);
+  slot->reader->Stop();
+  delete slot;
+}
+
+FaultReader* ReaderArg(const Napi::CallbackInfo& info) {
+  auto& readers = ReadersOf(info.Env());
+  auto it = readers.find(static_cast<uint32_t>(IntArg(info, 0)));
+  if (it == readers.end()) ThrowErrno(info.Env(), EBADF, "reader");
+  return it->second->reader.get();
+}
+
+// readerStart(uffd, onReadable) -> id
+Napi::Value ReaderStart(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  AddonState& state = StateOf(info.Env());
+  auto* slot = new ReaderSlot{std::make_unique<FaultReader>(info.Env(), FdArg(info, 0), state.jsThreadId,
+                                                            info[1].As<Napi::Function>())};
+  uint32_t id = ++state.lastReaderId;
+  state.readers[id] = slot;
+  napi_add_env_cleanup_hook(info.Env(), CleanupReader, slot);
+  return Napi::Number::New(info.Env(), id);
+}
+
+// readerDrain(id, max) -> ArrayBuffer of n × 32-byte uffd_msg
+Napi::Value ReaderDrain(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  FaultReader* reader = ReaderArg(info);
+  size_t max = UintArg(info, 1);
+  if (max == 0 || max > 4096) max = 4096;
+  uffd_msg msgs[256];
+  std::vector<uffd_msg> all;
+  size_t n;
+  while (all.size() < max && (n = reader->Drain(msgs, std::min<size_t>(256, max - all.size()))) > 0) {
+    all.insert(all.end(), msgs, msgs + n);
+  }
+  auto out = Napi::ArrayBuffer::New(info.Env(), all.size() * sizeof(uffd_msg));
+  if (!all.empty()) memcpy(out.Data(), all.data(), all.size() * sizeof(uffd_msg));
+  return out;
+}
+
+// readerStop(id): joins the thread. The uffd itself stays open.
+Napi::Value ReaderStop(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 1);
+  auto& readers = ReadersOf(info.Env());
+  auto it = readers.find(static_cast<uint32_t>(IntArg(info, 0)));
+  if (it == readers.end()) return info.Env().Undefined();
+  ReaderSlot* slot = it->second;
+  readers.erase(it);
+  napi_remove_env_cleanup_hook(info.Env(), CleanupReader, slot);
+  slot->reader->Stop();
+  slot->reader->Release();
+  delete slot;
+  return info.Env().Undefined();
+}
+
+// readerRef(id, ref)
+Napi::Value ReaderRef(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  FaultReader* reader = ReaderArg(info);
+  if (info[1].ToBoolean()) {
+    reader->Ref(info.Env());
+  } else {
+    reader->Unref(info.Env());
+  }
+  return info.Env().Undefined();
+}
+
+// readerSetPolicy(id, policy)
+Napi::Value ReaderSetPolicy(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  ReaderArg(info)->SetPolicy(static_cast<JsThreadFaultPolicy>(IntArg(info, 1)));
+  return info.Env().Undefined();
+}
+
+// readerStatus(id) -> [resolvedByReader, readErrno]
+Napi::Value ReaderStatus(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 1);
+  FaultReader* reader = ReaderArg(info);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(reader->ResolvedByReader())));
+  out.Set(1u, Napi::Number::New(info.Env(), reader->ReadError()));
+  return out;
+}
+
+}  // namespace
+
+void InitFaultReader(Napi::Env env, Napi::Object exports) {
+  exports.Set("readerStart", Napi::Function::New(env, ReaderStart, "readerStart"));
+  exports.Set("readerDrain", Napi::Function::New(env, ReaderDrain, "readerDrain"));
+  exports.Set("readerStop", Napi::Function::New(env, ReaderStop, "readerStop"));
+  exports.Set("readerRef", Napi::Function::New(env, ReaderRef, "readerRef"));
+  exports.Set("readerSetPolicy", Napi::Function::New(env, ReaderSetPolicy, "readerSetPolicy"));
+  exports.Set("readerStatus", Napi::Function::New(env, ReaderStatus, "readerStatus"));
+}
+
+}  // namespace uffd

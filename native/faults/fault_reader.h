@@ -1,0 +1,74 @@
+// The fault loop: one std::thread per userfaultfd that reads its messages in
+// batches and hands them to JavaScript through a ThreadSafeFunction.
+//
+// Why a thread and not a uv_poll on the JS thread: a fault raised by the JS
+// thread itself (touching an unresolved page through a view, or passing one
+// to a syscall) blocks that thread in the kernel, and nothing on it can run
+// again. The reader sees the faulting thread id (UFFD_FEATURE_THREAD_ID) and
+// resolves such faults itself, by the policy set in lib/faults/.
+// Why not the libuv threadpool: a blocked read there starves fs and crypto.
+#pragma once
+
+#include <linux/userfaultfd.h>
+#include <napi.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace uffd {
+
+// Calls onReadable() with the raw C API: during environment teardown a call
+// into JavaScript fails, and that must not become a C++ exception on a libuv
+// callback. A JavaScript exception stays pending, and Node reports it as
+// uncaught.
+void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t* context, void* data);
+using ReaderTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, void, CallOnReadable>;
+
+enum class JsThreadFaultPolicy : int { kZero = 0, kPoison = 1 };
+
+// Marks a message in the delivered batch: the reader already resolved it.
+constexpr uint8_t kResolvedByReader = 1;
+
+class FaultReader {
+ public:
+  FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable);
+  ~FaultReader();
+
+  // Wakes and joins the thread. Idempotent; safe from a cleanup hook.
+  void Stop();
+  // Moves up to `max` queued messages into `out`; returns how many.
+  size_t Drain(uffd_msg* out, size_t max);
+  void SetPolicy(JsThreadFaultPolicy policy) { policy_.store(policy); }
+  void Ref(Napi::Env env) { tsfn_.Ref(env); }
+  void Unref(Napi::Env env) { tsfn_.Unref(env); }
+  uint64_t ResolvedByReader() const { return resolvedByReader_.load(); }
+  int ReadError() const { return readError_.load(); }
+  // Drops the TSFN on a normal close (not at environment teardown, where
+  // the runtime finalizes it).
+  void Release() { tsfn_.Release(); }
+
+ private:
+  void Run();
+  void Deliver(const uffd_msg* msgs, size_t n);
+  void ResolveForJsThread(uffd_msg* msg);
+
+  int uffd_;
+  int stopFd_;
+  pid_t jsThreadId_;
+  std::atomic<JsThreadFaultPolicy> policy_{JsThreadFaultPolicy::kZero};
+  std::atomic<uint64_t> resolvedByReader_{0};
+  std::atomic<int> readError_{0};
+  ReaderTsfn tsfn_;
+  std::mutex mutex_;
+  std::deque<uffd_msg> queue_;
+  bool signalled_ = false;  // a call into JS is pending; under mutex_
+  std::thread thread_;
+  bool stopped_ = false;
+};
+
+void InitFaultReader(Napi::Env env, Napi::Object exports);
+
+}  // namespace uffd

@@ -1,0 +1,114 @@
+// Test support: native threads that read or write a range, page by page, so
+// that faults are raised off the JS thread. Shipped for users' own
+// selftest-style suites (lib/testing/).
+//
+// A toucher may stay blocked in a fault for ever (that is what some tests
+// prove harmless), so it is detached, never joined. It reports through a
+// TSFN guarded by a shared flag: once its environment is gone it stops
+// between pages and never calls into it.
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "../args.h"
+#include "touch_threads.h"
+
+namespace uffd {
+namespace {
+
+struct TouchJob {
+  uintptr_t address;
+  size_t length;
+  size_t stride;
+  bool write;
+  uint32_t value;
+  // Results, written by the thread before it reports.
+  pid_t tid = 0;
+  std::vector<uint32_t> seen;
+  // Lifetime guard shared with the environment's cleanup hook.
+  std::mutex mutex;
+  bool environmentGone = false;
+  Napi::ThreadSafeFunction tsfn;
+  void* hookArg = nullptr;  // the cleanup hook's argument, removed on completion
+  Napi::Promise::Deferred deferred;
+  explicit TouchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+void EnvironmentGone(void* arg) {
+  auto* holder = static_cast<std::shared_ptr<TouchJob>*>(arg);
+  {
+    std::lock_guard<std::mutex> lock((*holder)->mutex);
+    (*holder)->environmentGone = true;
+  }
+  delete holder;
+}
+
+void Touch(std::shared_ptr<TouchJob> job) {
+  job->tid = static_cast<pid_t>(syscall(SYS_gettid));
+  for (size_t offset = 0; offset < job->length; offset += job->stride) {
+    {
+      std::lock_guard<std::mutex> lock(job->mutex);
+      if (job->environmentGone) return;
+    }
+    auto* word = reinterpret_cast<volatile uint32_t*>(job->address + offset);
+    if (job->write) {
+      *word = job->value + static_cast<uint32_t>(offset / job->stride);
+    }
+    uint32_t seen = *word;
+    job->seen.push_back(seen);
+  }
+  std::lock_guard<std::mutex> lock(job->mutex);
+  if (job->environmentGone) return;
+  job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) {
+    // Runs on the JS thread: the job's cleanup hook is still registered.
+    napi_remove_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
+    delete static_cast<std::shared_ptr<TouchJob>*>(job->hookArg);
+    try {
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("tid", Napi::Number::New(env, job->tid));
+      auto values = Napi::Uint32Array::New(env, job->seen.size());
+      if (!job->seen.empty()) memcpy(values.Data(), job->seen.data(), job->seen.size() * sizeof(uint32_t));
+      result.Set("values", values);
+      job->deferred.Resolve(result);
+    } catch (const Napi::Error&) {
+      // The environment is shutting down; nobody is waiting any more.
+    }
+  });
+  job->tsfn.Release();
+}
+
+// touch(address, length, stride, write, value) -> Promise<{tid, values}>.
+// Reads (or writes value + page index, then reads back) the first 32-bit
+// word of every `stride` bytes.
+Napi::Value TouchRange(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 5);
+  auto job = std::make_shared<TouchJob>(info.Env());
+  job->address = UintArg(info, 0);
+  job->length = UintArg(info, 1);
+  job->stride = UintArg(info, 2);
+  job->write = info[3].ToBoolean();
+  job->value = static_cast<uint32_t>(IntArg(info, 4));
+  if (job->stride < sizeof(uint32_t)) throw Napi::RangeError::New(info.Env(), "native: stride too small");
+  job->tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
+                                            "userfaultfd:touch", 0, 1);
+  // After the TSFN, so it runs before the runtime finalizes it.
+  job->hookArg = new std::shared_ptr<TouchJob>(job);
+  napi_add_env_cleanup_hook(info.Env(), EnvironmentGone, job->hookArg);
+  std::thread(Touch, job).detach();
+  return job->deferred.Promise();
+}
+
+}  // namespace
+
+void InitTouchThreads(Napi::Env env, Napi::Object exports) {
+  exports.Set("touch", Napi::Function::New(env, TouchRange, "touch"));
+}
+
+}  // namespace uffd
