@@ -51,7 +51,8 @@ export interface NativeAddon {
   readerSetPolicy(id: number, policy: number): void;
   readerStatus(id: number): [resolvedByReader: number, readErrno: number];
 
-  // testing/touch_threads.cc
+  // testing/touch_threads.cc, testing/thread_id.cc
+  threadId(): number;
   touch(address: Address, length: number, stride: number, write: boolean, value: number): Promise<{ tid: number; values: Uint32Array }>;
 }
 

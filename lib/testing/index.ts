@@ -30,3 +30,11 @@ export function touchPages(address: number, length: number, options: TouchOption
   const value = checkInteger('options.value', options.value ?? 0, 0, 0xffffffff);
   return native.touch(address, length, stride, options.write === true, value);
 }
+
+/** The calling thread's kernel thread id (what pagefault events report as threadId). */
+export function threadId(): number {
+  return native.threadId();
+}
+
+export { touchInWorker } from './worker-touch';
+export type { WorkerTouch, WorkerTouchOptions } from './worker-touch';
