@@ -16,3 +16,5 @@ export type { MemfdOptions, MapFileOptions } from './memory/memory-file';
 export { PAGE_SIZE, HUGE_2M, HUGE_1G } from './memory/constants';
 export type { Advice, Protection, PageSize } from './memory/constants';
 export type { UffdError } from './errors';
+export { readPagemap } from './memory/pagemap';
+export type { PagemapEntry } from './memory/pagemap';
