@@ -9,6 +9,7 @@
         "native/ioctls/range_ioctls.cc",
         "native/memory/memory_syscalls.cc",
         "native/memory/region_table.cc",
+        "native/memory/guest_memfd.cc",
         "native/faults/fault_reader.cc",
         "native/testing/touch_threads.cc",
         "native/testing/thread_id.cc"

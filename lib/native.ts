@@ -43,6 +43,9 @@ export interface NativeAddon {
   regionView(id: number, offset: number, length: number): ArrayBuffer;
   remapRegion(id: number, newLength: number, flags: number, newAddress: Address): Address;
 
+  // memory/guest_memfd.cc
+  guestMemfdCreate(size: number, flags: number): number;
+
   // faults/fault_reader.cc
   readerStart(fd: number, onReadable: () => void): number;
   readerDrain(id: number, max: number): ArrayBuffer;

@@ -8,6 +8,7 @@
 #include "addon_state.h"
 #include "faults/fault_reader.h"
 #include "ioctls/range_ioctls.h"
+#include "memory/guest_memfd.h"
 #include "memory/memory_syscalls.h"
 #include "memory/region_table.h"
 #include "testing/thread_id.h"
@@ -46,6 +47,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRangeIoctls(env, exports);
   InitMemorySyscalls(env, exports);
   InitRegionTable(env, exports);
+  InitGuestMemfd(env, exports);
   InitFaultReader(env, exports);
   InitTouchThreads(env, exports);
   InitThreadId(env, exports);

@@ -7,7 +7,7 @@ import { closedError, withRange } from '../errors';
 import { checkAligned, checkInteger, checkObject, checkOneOf } from '../validate';
 import { MADV, MAP, MREMAP, PAGE_SIZE, protBits, type Advice, type Protection } from './constants';
 
-export type MappingKind = 'anonymous' | 'shmem' | 'hugetlb';
+export type MappingKind = 'anonymous' | 'shmem' | 'hugetlb' | 'guest_memfd';
 
 /** What a Worker needs to use a mapping created elsewhere: send it with postMessage. */
 export interface MappingHandle {

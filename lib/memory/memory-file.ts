@@ -28,14 +28,26 @@ export interface MapFileOptions {
 export class MemoryFile {
   readonly size: number;
   readonly pageSize: number;
-  readonly kind: 'shmem' | 'hugetlb';
+  readonly kind: 'shmem' | 'hugetlb' | 'guest_memfd';
   #fd: number;
 
-  private constructor(fd: number, size: number, pageSize: number) {
+  private constructor(fd: number, size: number, pageSize: number, kind?: 'guest_memfd') {
     this.#fd = fd;
     this.size = size;
     this.pageSize = pageSize;
-    this.kind = pageSize === PAGE_SIZE ? 'shmem' : 'hugetlb';
+    this.kind = kind ?? (pageSize === PAGE_SIZE ? 'shmem' : 'hugetlb');
+  }
+
+  /**
+   * A KVM guest_memfd of `size` bytes, mmap()able (GUEST_MEMFD_FLAG_MMAP,
+   * Linux 6.18), made through a throwaway VM on /dev/kvm. Linux 6.18 cannot
+   * register it with a userfaultfd (EINVAL); the doctor reports that.
+   */
+  static guestMemfd(size: number): MemoryFile {
+    checkInteger('size', size, 1);
+    checkAligned('size', size, PAGE_SIZE);
+    const GUEST_MEMFD_FLAG_MMAP = 1;
+    return new MemoryFile(native.guestMemfdCreate(size, GUEST_MEMFD_FLAG_MMAP), size, PAGE_SIZE, 'guest_memfd');
   }
 
   /** memfd_create() of `size` bytes: shmem, or hugetlb with options.hugePageSize. */
