@@ -10,7 +10,8 @@
         "native/memory/memory_syscalls.cc",
         "native/memory/region_table.cc",
         "native/faults/fault_reader.cc",
-        "native/testing/touch_threads.cc"
+        "native/testing/touch_threads.cc",
+        "native/testing/fork_child.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],

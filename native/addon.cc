@@ -10,6 +10,7 @@
 #include "ioctls/range_ioctls.h"
 #include "memory/memory_syscalls.h"
 #include "memory/region_table.h"
+#include "testing/fork_child.h"
 #include "testing/touch_threads.h"
 #include "uffd/uffd_handle.h"
 
@@ -47,6 +48,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRegionTable(env, exports);
   InitFaultReader(env, exports);
   InitTouchThreads(env, exports);
+  InitForkChild(env, exports);
   return exports;
 }
 

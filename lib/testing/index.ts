@@ -1,5 +1,6 @@
 // Test support, its own entry point (`userfaultfd/testing`): ways to raise
-// faults off the JavaScript thread, for selftest-style suites.
+// faults off the JavaScript thread, and a forked child that produces fork,
+// remap, remove and unmap events, for selftest-style suites.
 import { native } from '../native';
 import { checkInteger } from '../validate';
 
@@ -30,3 +31,17 @@ export function touchPages(address: number, length: number, options: TouchOption
   const value = checkInteger('options.value', options.value ?? 0, 0, 0xffffffff);
   return native.touch(address, length, stride, options.write === true, value);
 }
+
+export { forkChild, FORK_STEP_FAILED_EXIT } from './fork-child';
+export type {
+  ForkStep,
+  ReadStep,
+  WriteStep,
+  MadviseStep,
+  MremapStep,
+  MunmapStep,
+  RaiseStep,
+  ForkChildOptions,
+  ForkChildResult,
+  ForkedChild,
+} from './fork-child';
