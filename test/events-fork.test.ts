@@ -6,10 +6,10 @@
 // are killed by pid in cleanup.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE, Userfaultfd } from '../lib';
-import { forkChild, touchPages, type ForkedChild } from '../lib/testing';
+import { forkChild, type ForkedChild } from '../lib/testing';
 import { nextEvent, nextOf, page, useCleanup } from './helpers/events';
 
-const track = useCleanup();
+const { track, touch } = useCleanup();
 const children: ForkedChild[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
@@ -54,7 +54,7 @@ describe('fork events', () => {
     expect([...result.values]).toEqual([0x1000, 0x1001, 0x1002, 0x1003]);
 
     // The parent's own memory is untouched by what went into the child's.
-    const parentTouch = touchPages(m.address + PAGE_SIZE, 4);
+    const parentTouch = touch(m.address + PAGE_SIZE, 4);
     const parentFault = await nextOf(events, 'pagefault');
     expect(parentFault.address).toBe(m.address + PAGE_SIZE);
     uffd.copy(parentFault.address, page(7));
@@ -74,7 +74,7 @@ describe('fork events', () => {
 
     // A fork event would have been queued before the child ran; the first
     // event is the parent's own fault.
-    const touching = touchPages(m.address, 4);
+    const touching = touch(m.address, 4);
     const first = await nextEvent(events);
     expect(first.type).toBe('pagefault');
     uffd.zeropage(m.address, PAGE_SIZE);
@@ -134,7 +134,7 @@ describe('fork events', () => {
 
     // None of it happened to the parent: no events, registration intact.
     expect(uffd.registrations.map((r) => [r.start, r.end])).toEqual([[a, a + 4 * PAGE_SIZE]]);
-    const touching = touchPages(a + 3 * PAGE_SIZE, 4);
+    const touching = touch(a + 3 * PAGE_SIZE, 4);
     expect((await nextOf(events, 'pagefault')).address).toBe(a + 3 * PAGE_SIZE);
     uffd.zeropage(a + 3 * PAGE_SIZE, PAGE_SIZE);
     await touching;

@@ -4,10 +4,9 @@
 // by native threads (touchPages), never by the JS thread.
 import { describe, expect, it } from 'vitest';
 import { Mapping, MemoryFile, PAGE_SIZE, Userfaultfd } from '../lib';
-import { touchPages } from '../lib/testing';
 import { nextOf, page, useCleanup } from './helpers/events';
 
-const track = useCleanup();
+const { track, touch } = useCleanup();
 const probe = Userfaultfd.open();
 const supported = probe.supportedFeatures;
 probe.close();
@@ -18,7 +17,7 @@ describe('pagefault events', () => {
     const m = track(Mapping.anonymous(4 * PAGE_SIZE));
     uffd.register(m, ['missing']);
     const events = uffd.events();
-    const touching = touchPages(m.address + PAGE_SIZE + 0x124, 4);
+    const touching = touch(m.address + PAGE_SIZE + 0x124, 4);
 
     const e = await nextOf(events, 'pagefault');
     expect(e.address).toBe(m.address + PAGE_SIZE);
@@ -37,7 +36,7 @@ describe('pagefault events', () => {
     const m = track(Mapping.anonymous(2 * PAGE_SIZE));
     uffd.register(m, ['missing']);
     const events = uffd.events();
-    const touching = touchPages(m.address, PAGE_SIZE, { write: true, value: 77 });
+    const touching = touch(m.address, PAGE_SIZE, { write: true, value: 77 });
 
     const e = await nextOf(events, 'pagefault');
     expect(e.address).toBe(m.address);
@@ -54,7 +53,7 @@ describe('pagefault events', () => {
     const m = track(Mapping.anonymous(2 * PAGE_SIZE));
     uffd.register(m, ['missing']);
     const events = uffd.events();
-    const touching = touchPages(m.address + PAGE_SIZE + 0x124, 4);
+    const touching = touch(m.address + PAGE_SIZE + 0x124, 4);
 
     const e = await nextOf(events, 'pagefault');
     expect(e.address).toBe(m.address + PAGE_SIZE + 0x124);
@@ -70,9 +69,9 @@ describe('pagefault events', () => {
     const events = uffd.events();
 
     // Reading a protected page does not fault.
-    expect([...(await touchPages(m.address, 4)).values]).toEqual([1]);
+    expect([...(await touch(m.address, 4)).values]).toEqual([1]);
 
-    const touching = touchPages(m.address, PAGE_SIZE, { write: true, value: 900 });
+    const touching = touch(m.address, PAGE_SIZE, { write: true, value: 900 });
     const e = await nextOf(events, 'pagefault');
     expect(e.address).toBe(m.address);
     expect(e.flags).toBe(1 | 2);
@@ -92,7 +91,7 @@ describe('pagefault events', () => {
     const uffd = track(Userfaultfd.open({ features: ['MINOR_SHMEM'] }));
     uffd.register(alias, ['minor']);
     const events = uffd.events();
-    const touching = touchPages(alias.address + 8, 4);
+    const touching = touch(alias.address + 8, 4);
 
     const e = await nextOf(events, 'pagefault');
     expect(e.address).toBe(alias.address);

@@ -83,7 +83,8 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     const want = this.#refed && this.#waiting > 0 && this.#readerId !== 0;
     if (want !== this.#loopRef) {
       this.#loopRef = want;
-      native.readerRef(this.#readerId, want);
+      // A stopped reader has released its TSFN: nothing holds the loop any more.
+      if (this.#readerId !== 0) native.readerRef(this.#readerId, want);
     }
   }
 
