@@ -4,6 +4,7 @@
 // its ioctls fill the child's memory. The child's non-cooperative events
 // (remove, remap, unmap) arrive there too. Children that could stay blocked
 // are killed by pid in cleanup.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE, Userfaultfd } from '../lib';
 import { forkChild, type ForkedChild } from '../lib/testing';
@@ -14,6 +15,17 @@ const children: ForkedChild[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
+/** Open userfaultfds of this process. */
+function userfaultfdCount(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[userfaultfd]';
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
 function fork(...args: Parameters<typeof forkChild>): ForkedChild {
   const child = forkChild(...args);
   children.push(child);
@@ -138,5 +150,29 @@ describe('fork events', () => {
     expect((await nextOf(events, 'pagefault')).address).toBe(a + 3 * PAGE_SIZE);
     uffd.zeropage(a + 3 * PAGE_SIZE, PAGE_SIZE);
     await touching;
+  });
+  it('a forked uffd left unread in an ending iterator is closed, unless another iterator handed it out', async () => {
+    const uffd = track(Userfaultfd.open({ features: ['EVENT_FORK'] }));
+    const m = track(Mapping.anonymous(PAGE_SIZE));
+    uffd.register(m, ['missing']);
+
+    // Two iterators: the one that returns with the event still buffered
+    // must not close the uffd the other one handed out.
+    const a = uffd.events();
+    const b = uffd.events();
+    await fork([]).exited;
+    const taken = track((await nextOf(a, 'fork')).uffd);
+    await b.return();
+    expect(taken.closed).toBe(false);
+    await a.return();
+
+    // One iterator that ends without reading it: its fd is closed, not leaked.
+    const c = uffd.events();
+    const before = userfaultfdCount();
+    await fork([]).exited;
+    while (c.room === c.highWaterMark) await new Promise((resolve) => setImmediate(resolve));
+    expect(userfaultfdCount()).toBe(before + 1);
+    await c.return();
+    expect(userfaultfdCount()).toBe(before);
   });
 });
