@@ -9,7 +9,7 @@ import { FORK_STEP_FAILED_EXIT, forkChild, type ForkedChild, type ForkStep } fro
 import { nextOf, page, useCleanup } from './helpers/events';
 import { resultOf, runScript } from './helpers/child';
 
-const { track } = useCleanup();
+const { track, touch } = useCleanup();
 const children: ForkedChild[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
@@ -147,6 +147,24 @@ describe('forkChild', () => {
     expect(r).toMatchObject({ exitCode: null, signal: 'SIGKILL' });
     expect([...r.values]).toEqual([1]);
     expect(child.kill()).toBe(false);
+  });
+
+  it('the child holds no copy of our fds: closing a userfaultfd wakes our blocked threads while the child lives', async () => {
+    const uffd = track(Userfaultfd.open({ features: ['EVENT_FORK'] }));
+    const m = track(Mapping.anonymous(2 * PAGE_SIZE));
+    uffd.register(m, ['missing']);
+    const events = uffd.events();
+    const child = fork([{ op: 'read', address: m.address, length: 4 }]);
+    const childUffd = track((await nextOf(events, 'fork')).uffd);
+    expect((await nextOf(childUffd.events(), 'pagefault')).address).toBe(m.address);
+    expect(wchan(child.pid)).toBe('handle_userfault');
+
+    const touching = touch(m.address + PAGE_SIZE, 4);
+    expect((await nextOf(events, 'pagefault')).address).toBe(m.address + PAGE_SIZE);
+    uffd.close();
+    // Released at once: the toucher reads a plain zero page.
+    expect([...(await touching).values]).toEqual([0]);
+    expect(wchan(child.pid)).toBe('handle_userfault');
   });
 
   it('a child still running when its environment (a Worker) ends is killed', async () => {

@@ -101,6 +101,11 @@ void ResetToDefault(int sig) {
 }
 
 [[noreturn]] void RunChild(const double* steps, size_t count, Report* report, size_t capacity, int exitCode) {
+  // The program needs no file descriptor. Holding copies of the parent's
+  // would keep them open as long as this child lives: a userfaultfd the
+  // parent closes would not be released (its blocked threads not woken),
+  // and pipes would not see EOF.
+  syscall(SYS_close_range, 3u, ~0u, 0u);
   // The parent's handlers (V8's SIGSEGV trap handler, libuv's signal pipe,
   // shared with the parent after the fork) must not run here: a bad access
   // or a raised signal has its default effect.
