@@ -12,7 +12,8 @@
         "native/memory/guest_memfd.cc",
         "native/faults/fault_reader.cc",
         "native/testing/touch_threads.cc",
-        "native/testing/thread_id.cc"
+        "native/testing/thread_id.cc",
+        "native/testing/fork_child.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],

@@ -57,6 +57,21 @@ export interface NativeAddon {
   // testing/touch_threads.cc, testing/thread_id.cc
   threadId(): number;
   touch(address: Address, length: number, stride: number, write: boolean, value: number): Promise<{ tid: number; values: Uint32Array }>;
+
+  // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
+  forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];
+}
+
+/** What a forked test child reported (testing/fork_child.cc). */
+export interface NativeForkResult {
+  exitCode: number | null;
+  signal: number | null;
+  values: Uint32Array;
+  /** Values the child produced, including any beyond the report's capacity. */
+  valueCount: number;
+  /** -1, or the index of the step whose system call failed; `error` is its errno. */
+  failedStep: number;
+  error: number;
 }
 
 function load(): NativeAddon {

@@ -12,6 +12,7 @@
 #include "memory/memory_syscalls.h"
 #include "memory/region_table.h"
 #include "testing/thread_id.h"
+#include "testing/fork_child.h"
 #include "testing/touch_threads.h"
 #include "uffd/uffd_handle.h"
 
@@ -51,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFaultReader(env, exports);
   InitTouchThreads(env, exports);
   InitThreadId(env, exports);
+  InitForkChild(env, exports);
   return exports;
 }
 

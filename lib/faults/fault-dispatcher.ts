@@ -28,6 +28,13 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   #loopRef = false;
   #readable = false;
   #warnedJsFaults = 0;
+  /**
+   * For each fork event's uffd: how many iterators it was pushed to and have
+   * not dropped it unread. It is closed only when every one of them dropped
+   * it (ended with it still buffered); once any handed it out, it is the
+   * user's to close.
+   */
+  #forkHolders = new WeakMap<object, number>();
 
   constructor(fd: number, owner: FaultDispatcherOwner<U>, policy: JsThreadFaultPolicy) {
     this.#owner = owner;
@@ -72,7 +79,11 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     this.#iterators.delete(it);
   }
   discard(event: UffdEventOf<U>): void {
-    if (event.type === 'fork') this.#owner.closeForked(event.uffd);
+    if (event.type !== 'fork') return;
+    const key = event.uffd as object;
+    const holders = (this.#forkHolders.get(key) ?? 1) - 1;
+    this.#forkHolders.set(key, holders);
+    if (holders === 0) this.#owner.closeForked(event.uffd);
   }
   waiting(delta: number): void {
     this.#waiting += delta;
@@ -83,7 +94,8 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     const want = this.#refed && this.#waiting > 0 && this.#readerId !== 0;
     if (want !== this.#loopRef) {
       this.#loopRef = want;
-      native.readerRef(this.#readerId, want);
+      // A stopped reader has released its TSFN: nothing holds the loop any more.
+      if (this.#readerId !== 0) native.readerRef(this.#readerId, want);
     }
   }
 
@@ -122,6 +134,7 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
         const event = decodeMessage(view, i * MSG_SIZE, (fd) => this.#owner.adoptFork(fd));
         if (event === undefined) continue;
         if (event.type !== 'pagefault') this.#owner.observe(event);
+        if (event.type === 'fork') this.#forkHolders.set(event.uffd as object, this.#iterators.size);
         for (const it of this.#iterators) it.push(event);
       }
       if (count < max) return;

@@ -1,5 +1,6 @@
 // Test support, its own entry point (`userfaultfd/testing`): ways to raise
-// faults off the JavaScript thread, for selftest-style suites.
+// faults off the JavaScript thread, and a forked child that produces fork,
+// remap, remove and unmap events, for selftest-style suites.
 import { native } from '../native';
 import { checkInteger } from '../validate';
 
@@ -38,3 +39,16 @@ export function threadId(): number {
 
 export { touchInWorker } from './worker-touch';
 export type { WorkerTouch, WorkerTouchOptions } from './worker-touch';
+export { forkChild, FORK_STEP_FAILED_EXIT } from './fork-child';
+export type {
+  ForkStep,
+  ReadStep,
+  WriteStep,
+  MadviseStep,
+  MremapStep,
+  MunmapStep,
+  RaiseStep,
+  ForkChildOptions,
+  ForkChildResult,
+  ForkedChild,
+} from './fork-child';

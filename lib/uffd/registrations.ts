@@ -39,13 +39,20 @@ export class RegistrationSet {
     this.#ranges = kept;
   }
 
-  /** Moves registrations in [from, from + length) to `to` (an mremap). */
+  /**
+   * Moves what is registered in [from, from + length) to `to` (an mremap).
+   * A registration that extends past the moved range is split, as the
+   * kernel splits the vma: only the moved part goes.
+   */
   move(from: number, to: number, length: number): void {
+    const end = from + length;
     const moved: Registration[] = [];
     for (const r of this.#ranges) {
-      if (r.start >= from && r.end <= from + length) moved.push({ ...r, start: r.start - from + to, end: r.end - from + to });
+      const start = Math.max(r.start, from);
+      const stop = Math.min(r.end, end);
+      if (start < stop) moved.push({ ...r, start: start - from + to, end: stop - from + to });
     }
-    this.remove(from, from + length);
+    this.remove(from, end);
     for (const r of moved) this.add(r);
   }
 

@@ -88,11 +88,15 @@ void FaultReader::Deliver(const uffd_msg* msgs, size_t n) {
 void FaultReader::ResolveForJsThread(uffd_msg* msg) {
   uint64_t flags = msg->arg.pagefault.flags;
   uint64_t address = msg->arg.pagefault.address;
-  size_t pageSize;
+  size_t pageSize = 0;
   {
+    // Never wait for the table: another environment's JS thread may hold it
+    // while it munmap()s or mremap()s memory registered here with
+    // EVENT_UNMAP/EVENT_REMAP, and the kernel holds that call until this
+    // very thread reads the event. Without the table the size is probed.
     RegionTable& table = RegionTable::Instance();
-    std::lock_guard<std::mutex> lock(table.mutex);
-    pageSize = table.PageSizeAt(address);
+    std::unique_lock<std::mutex> lock(table.mutex, std::try_to_lock);
+    if (lock.owns_lock()) pageSize = table.PageSizeAt(address);
   }
   // Unknown memory: try each page size until the kernel accepts one.
   for (size_t candidate : kPageSizes) {
