@@ -134,10 +134,10 @@ describe('UFFDIO_COPY', () => {
     }),
   );
 
-  it('accepts a Buffer, TypedArrays with a byteOffset, a DataView, an ArrayBuffer, srcOffset/length and an address', () =>
+  it('accepts a Buffer, TypedArrays with a byteOffset, a DataView, an ArrayBuffer, srcOffset/length, an address and views of a SharedArrayBuffer', () =>
     withHarness(async (h) => {
       const P = PAGE_SIZE;
-      const r = h.region('anon', 7);
+      const r = h.region('anon', 9);
       h.uffd.register(r.mapping, ['missing']);
       const source = h.region('anon', 1);
       pattern(P, SEED + 6).copy(source.mapping.buffer());
@@ -151,6 +151,11 @@ describe('UFFDIO_COPY', () => {
       const u32Backing = new Uint32Array((P + 16) / 4);
       u32Backing.set(new Uint32Array(pattern(P, SEED + 4).buffer), 4);
       const threePages = Buffer.concat([pattern(P, 0xbad), pattern(P, SEED + 5), pattern(P, 0xbad)]);
+      // Memory a Worker may have filled. Views of it once failed with a bare
+      // 'Invalid argument' (the addon asked for the view's ArrayBuffer).
+      const shared = new SharedArrayBuffer(2 * P + 32);
+      new Uint8Array(shared).set(pattern(P, SEED + 7), 16);
+      new Uint8Array(shared).set(pattern(P, SEED + 8), P + 32);
 
       const resolvers: ((dst: number) => unknown)[] = [
         (dst) => h.uffd.copy(dst, pattern(P, SEED + 0)),
@@ -160,6 +165,8 @@ describe('UFFDIO_COPY', () => {
         (dst) => h.uffd.copy(dst, u32Backing.subarray(4)),
         (dst) => h.uffd.copy(dst, threePages, { srcOffset: P, length: P }),
         (dst) => h.uffd.copyFromAddress(dst, source.mapping.address, P),
+        (dst) => h.uffd.copy(dst, new Uint8Array(shared, 16, P)),
+        (dst) => h.uffd.copy(dst, new DataView(shared, P + 32, P)),
       ];
       expect(withOffset.subarray(64).byteOffset).toBe(64);
 
@@ -198,6 +205,11 @@ describe('UFFDIO_COPY', () => {
       expect(() => u.copy(r.page(1), Buffer.alloc(2 * P))).toThrow(RangeError);
       expect(() => u.copyFromAddress(dst, 0, P)).toThrow(RangeError);
       expect(() => u.copyFromAddress(dst, r.page(1), 100)).toThrow(RangeError);
+      // Mode options are booleans: a truthy string once mapped the page write-protected.
+      expect(() => u.copy(dst, Buffer.alloc(P), { writeProtect: 'false' as unknown as boolean })).toThrow(TypeError);
+      expect(() => u.copy(dst, Buffer.alloc(P), { dontWake: 1 as unknown as boolean })).toThrow(TypeError);
+      expect(() => u.copyFromAddress(dst, r.page(1), P, { dontWake: 'yes' as unknown as boolean })).toThrow(TypeError);
+      expect(() => u.copy(dst, Buffer.alloc(P), null as unknown as object)).toThrow(TypeError);
 
       // None of that mapped anything: the first touch still faults.
       const touch = h.touch(dst, P);

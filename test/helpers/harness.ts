@@ -130,6 +130,26 @@ export function wchan(tid: number): string {
   }
 }
 
+/** The scheduler state letter of thread `tid` ('S' while it sleeps), or '' if it is gone. */
+function threadState(tid: number): string {
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Thread `tid` sleeps in handle_userfault(). Without kallsyms the kernel
+ * prints wchan as '0'; then a sleeping touch thread is taken to be in its
+ * fault (it does nothing else that sleeps).
+ */
+function blockedInFault(tid: number): boolean {
+  const where = wchan(tid);
+  return where === 'handle_userfault' || (where === '0' && threadState(tid) === 'S');
+}
+
 /**
  * Waits until thread `tid` sleeps in handle_userfault(). After that only a
  * wake (UFFDIO_WAKE, or a resolving ioctl without DONTWAKE) lets it go on,
@@ -138,10 +158,8 @@ export function wchan(tid: number): string {
  */
 export async function waitUntilBlockedInFault(tid: number): Promise<void> {
   const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const where = wchan(tid);
-    if (where === 'handle_userfault') return;
-    if (Date.now() > deadline) throw new Error(`thread ${tid} is not blocked in a fault (wchan '${where}')`);
+  while (!blockedInFault(tid)) {
+    if (Date.now() > deadline) throw new Error(`thread ${tid} is not blocked in a fault (wchan '${wchan(tid)}', state '${threadState(tid)}')`);
     await sleep(2);
   }
 }
@@ -153,5 +171,5 @@ export async function waitUntilBlockedInFault(tid: number): Promise<void> {
  */
 export async function stillBlocked(touch: Touch, tid: number): Promise<boolean> {
   await sleep(50);
-  return !touch.settled && wchan(tid) === 'handle_userfault';
+  return !touch.settled && blockedInFault(tid);
 }
