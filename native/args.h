@@ -40,8 +40,12 @@ inline int FdArg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 // Where a JS byte source lives in memory: Buffer, any TypedArray, DataView or
-// ArrayBuffer. Returns false if the value is none of these.
+// ArrayBuffer. Returns false if the value is none of these. The pointers of
+// views come straight from napi_get_typedarray_info / napi_get_dataview_info
+// (which include the byte offset): going through the view's ArrayBuffer()
+// fails with napi_invalid_arg when the view is over a SharedArrayBuffer.
 inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
+  napi_env env = v.Env();
   if (v.IsArrayBuffer()) {
     auto ab = v.As<Napi::ArrayBuffer>();
     *data = static_cast<uint8_t*>(ab.Data());
@@ -49,15 +53,18 @@ inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
     return true;
   }
   if (v.IsTypedArray()) {
-    auto ta = v.As<Napi::TypedArray>();
-    *data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    *length = ta.ByteLength();
+    void* p = nullptr;
+    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, v, nullptr, nullptr, &p, nullptr, nullptr), false);
+    *data = static_cast<uint8_t*>(p);
+    *length = v.As<Napi::TypedArray>().ByteLength();
     return true;
   }
   if (v.IsDataView()) {
-    auto dv = v.As<Napi::DataView>();
-    *data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    *length = dv.ByteLength();
+    void* p = nullptr;
+    size_t n = 0;
+    NAPI_THROW_IF_FAILED(env, napi_get_dataview_info(env, v, &n, &p, nullptr, nullptr), false);
+    *data = static_cast<uint8_t*>(p);
+    *length = n;
     return true;
   }
   return false;

@@ -2,7 +2,7 @@
 // and the decoded outcome. Userfaultfd's methods delegate here.
 import { native } from '../native';
 import type { IoctlReturn } from '../native';
-import { checkAligned, checkInteger, checkObject } from '../validate';
+import { checkAligned, checkBoolean, checkInteger, checkObject } from '../validate';
 import type { Registration } from '../uffd/registrations';
 import type { IoctlName } from '../uffd/features';
 import { decodeOutcome, type IoctlResult } from './outcome';
@@ -37,13 +37,29 @@ export interface MoveOptions extends WakeOption {
 
 export type CopySource = ArrayBufferView | ArrayBuffer;
 
-function modeBits(opts: { dontWake?: boolean; writeProtect?: boolean; allowSrcHoles?: boolean }, wpBit = 2): number {
+/**
+ * The mode bits of the options one ioctl takes, by its own bit table: the
+ * same bit means different things to different ioctls (1 << 1 is COPY_MODE_WP
+ * but MOVE_MODE_ALLOW_SRC_HOLES), so an option an ioctl does not take is
+ * ignored rather than mapped onto another one's bit. Options must be
+ * booleans: `writeProtect: 'false'` is a TypeError, not a protected page.
+ */
+function modeBits(opts: object, bits: Readonly<Record<string, number>>): number {
   let mode = 0;
-  if (opts.dontWake) mode |= 1;
-  if (opts.writeProtect) mode |= wpBit;
-  if (opts.allowSrcHoles) mode |= 2;
+  for (const [name, bit] of Object.entries(bits)) {
+    const value = (opts as Record<string, unknown>)[name];
+    if (value !== undefined && checkBoolean(`options.${name}`, value)) mode |= bit;
+  }
   return mode;
 }
+
+// include/uapi/linux/userfaultfd.h: UFFDIO_*_MODE_*.
+const COPY_MODES = { dontWake: 1, writeProtect: 2 } as const;
+const ZEROPAGE_MODES = { dontWake: 1 } as const;
+const CONTINUE_MODES = { dontWake: 1, writeProtect: 2 } as const;
+const WRITEPROTECT_MODES = { dontWake: 2 } as const; // 1 is MODE_WP, from `protect`
+const POISON_MODES = { dontWake: 1 } as const;
+const MOVE_MODES = { dontWake: 1, allowSrcHoles: 2 } as const;
 
 function checkRange(t: IoctlTarget, address: number, length: number, ioctl: IoctlName): Registration {
   checkInteger('address', address);
@@ -69,7 +85,7 @@ export function copy(t: IoctlTarget, dst: number, src: CopySource, options?: Cop
   const srcOffset = opts.srcOffset === undefined ? 0 : checkInteger('options.srcOffset', opts.srcOffset, 0, available);
   const length = opts.length === undefined ? available - srcOffset : checkInteger('options.length', opts.length, 1, available - srcOffset);
   checkRange(t, dst, length, 'COPY');
-  return run(native.copy(t.fd, dst, src, srcOffset, length, modeBits(opts)), 'COPY', dst, length);
+  return run(native.copy(t.fd, dst, src, srcOffset, length, modeBits(opts, COPY_MODES)), 'COPY', dst, length);
 }
 
 /** UFFDIO_COPY from memory of this process (e.g. a Mapping's address). */
@@ -77,19 +93,19 @@ export function copyFromAddress(t: IoctlTarget, dst: number, srcAddress: number,
   const opts = checkObject<CopyOptions>('options', options);
   checkInteger('srcAddress', srcAddress, 1);
   checkRange(t, dst, length, 'COPY');
-  return run(native.copy(t.fd, dst, srcAddress, 0, length, modeBits(opts)), 'COPY', dst, length);
+  return run(native.copy(t.fd, dst, srcAddress, 0, length, modeBits(opts, COPY_MODES)), 'COPY', dst, length);
 }
 
 export function zeropage(t: IoctlTarget, address: number, length: number, options?: WakeOption): IoctlResult {
   const opts = checkObject<WakeOption>('options', options);
   checkRange(t, address, length, 'ZEROPAGE');
-  return run(native.zeropage(t.fd, address, length, modeBits(opts)), 'ZEROPAGE', address, length);
+  return run(native.zeropage(t.fd, address, length, modeBits(opts, ZEROPAGE_MODES)), 'ZEROPAGE', address, length);
 }
 
 export function continueRange(t: IoctlTarget, address: number, length: number, options?: ContinueOptions): IoctlResult {
   const opts = checkObject<ContinueOptions>('options', options);
   checkRange(t, address, length, 'CONTINUE');
-  return run(native.continue(t.fd, address, length, modeBits(opts)), 'CONTINUE', address, length);
+  return run(native.continue(t.fd, address, length, modeBits(opts, CONTINUE_MODES)), 'CONTINUE', address, length);
 }
 
 /** Sets (protect = true) or clears write protection; clearing wakes WP-faulting threads unless dontWake. */
@@ -97,7 +113,7 @@ export function writeProtect(t: IoctlTarget, address: number, length: number, pr
   const opts = checkObject<WakeOption>('options', options);
   if (typeof protect !== 'boolean') throw new TypeError('protect must be a boolean');
   checkRange(t, address, length, 'WRITEPROTECT');
-  const mode = (protect ? 1 : 0) | (opts.dontWake ? 2 : 0);
+  const mode = (protect ? 1 : 0) | modeBits(opts, WRITEPROTECT_MODES);
   return run(native.writeprotect(t.fd, address, length, mode), 'WRITEPROTECT', address, length, true);
 }
 
@@ -109,7 +125,7 @@ export function wake(t: IoctlTarget, address: number, length: number): IoctlResu
 export function poison(t: IoctlTarget, address: number, length: number, options?: WakeOption): IoctlResult {
   const opts = checkObject<WakeOption>('options', options);
   checkRange(t, address, length, 'POISON');
-  return run(native.poison(t.fd, address, length, modeBits(opts)), 'POISON', address, length);
+  return run(native.poison(t.fd, address, length, modeBits(opts, POISON_MODES)), 'POISON', address, length);
 }
 
 /** UFFDIO_MOVE: moves pages from `src` (anonymous memory of this process) to the registered `dst`. */
@@ -118,6 +134,6 @@ export function move(t: IoctlTarget, dst: number, src: number, length: number, o
   const reg = checkRange(t, dst, length, 'MOVE');
   checkInteger('src', src, 1);
   checkAligned('src', src, reg.pageSize);
-  return run(native.move(t.fd, dst, src, length, modeBits(opts)), 'MOVE', dst, length);
+  return run(native.move(t.fd, dst, src, length, modeBits(opts, MOVE_MODES)), 'MOVE', dst, length);
 }
 
