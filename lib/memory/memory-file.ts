@@ -113,7 +113,9 @@ export class MemoryFile {
     checkAligned('options.address', hint, this.pageSize);
     const shared = opts.shared ?? true;
     const prot = protBits(opts.protection === undefined ? 'read-write' : checkOneOf('options.protection', opts.protection, ['none', 'read', 'read-write']));
-    const flags = (shared ? MAP.SHARED : MAP.PRIVATE) | MAP.NORESERVE;
+    // No MAP_NORESERVE: hugetlb pages are reserved at mmap() time, so an empty
+    // pool is a clean ENOMEM here rather than SIGBUS at the first touch.
+    const flags = shared ? MAP.SHARED : MAP.PRIVATE;
     const [id, address] = native.mapRegion(hint, length, prot, flags, fd, offset, this.pageSize);
     return new Mapping({ id, address, length, pageSize: this.pageSize, kind: this.kind, shared });
   }
