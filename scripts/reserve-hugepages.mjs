@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
-const WANT_2M = Number(process.env.UFFD_HUGEPAGES_2M ?? 64);
+const WANT_2M = Number(process.env.UFFD_HUGEPAGES_2M ?? 256);
 const WANT_1G = Number(process.env.UFFD_HUGEPAGES_1G ?? 1);
 const pool = (kb) => `/sys/kernel/mm/hugepages/hugepages-${kb}kB`;
 
