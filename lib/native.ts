@@ -52,7 +52,7 @@ export interface NativeAddon {
   readerStatus(id: number): [resolvedByReader: number, readErrno: number];
 
   // testing/touch_threads.cc
-  touch(address: Address, length: number, stride: number, write: boolean, value: number): Promise<{ tid: number; values: Uint32Array }>;
+  touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean): Promise<{ tid: number; values: Uint32Array }>;
 }
 
 function load(): NativeAddon {

@@ -41,6 +41,9 @@ inline int FdArg(const Napi::CallbackInfo& info, size_t i) {
 
 // Where a JS byte source lives in memory: Buffer, any TypedArray, DataView or
 // ArrayBuffer. Returns false if the value is none of these.
+// Views are read with the raw C API, which gives their data pointer directly:
+// Napi's ArrayBuffer() of a view over a SharedArrayBuffer throws a bare
+// "Invalid argument" (napi_get_arraybuffer_info rejects a shared buffer).
 inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
   if (v.IsArrayBuffer()) {
     auto ab = v.As<Napi::ArrayBuffer>();
@@ -48,16 +51,18 @@ inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
     *length = ab.ByteLength();
     return true;
   }
+  void* bytes = nullptr;
   if (v.IsTypedArray()) {
-    auto ta = v.As<Napi::TypedArray>();
-    *data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    *length = ta.ByteLength();
+    napi_typedarray_type type;
+    size_t elements = 0;
+    if (napi_get_typedarray_info(v.Env(), v, &type, &elements, &bytes, nullptr, nullptr) != napi_ok) return false;
+    *data = static_cast<uint8_t*>(bytes);
+    *length = v.As<Napi::TypedArray>().ByteLength();
     return true;
   }
   if (v.IsDataView()) {
-    auto dv = v.As<Napi::DataView>();
-    *data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    *length = dv.ByteLength();
+    if (napi_get_dataview_info(v.Env(), v, length, &bytes, nullptr, nullptr) != napi_ok) return false;
+    *data = static_cast<uint8_t*>(bytes);
     return true;
   }
   return false;

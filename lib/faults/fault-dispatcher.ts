@@ -59,8 +59,10 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   /** Stops and joins the reader; iterators end. */
   stop(): void {
     if (this.#readerId === 0) return;
+    // Releasing the reader's TSFN drops its hold on the event loop too.
     native.readerStop(this.#readerId);
     this.#readerId = 0;
+    this.#loopRef = false;
     for (const it of [...this.#iterators]) it.end();
   }
 
@@ -80,6 +82,9 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   }
 
   #updateLoopRef(): void {
+    // Once stopped there is no reader to (un)ref: iterators ending because of
+    // close() land here, and must not make close() throw EBADF.
+    if (this.#readerId === 0) return;
     const want = this.#refed && this.#waiting > 0 && this.#readerId !== 0;
     if (want !== this.#loopRef) {
       this.#loopRef = want;
