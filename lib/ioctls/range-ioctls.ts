@@ -57,12 +57,12 @@ interface CheckedRange {
  * FileHandle's do), then the range: integers (BigInt accepted), inside one
  * registration, aligned to its page size.
  */
-function checkRange(t: IoctlTarget, address: unknown, length: unknown, ioctl: IoctlName): CheckedRange {
+function checkRange(t: IoctlTarget, address: unknown, length: unknown, ioctl: IoctlName, addressName = 'address'): CheckedRange {
   const fd = t.fdFor(`ioctl(UFFDIO_${ioctl})`);
-  const a = checkInteger('address', address);
+  const a = checkInteger(addressName, address);
   const n = checkInteger('length', length, 1);
   const reg = t.registrationFor(a, n, `UFFDIO_${ioctl}`);
-  checkAligned('address', a, reg.pageSize);
+  checkAligned(addressName, a, reg.pageSize);
   checkAligned('length', n, reg.pageSize);
   return { fd, address: a, length: n, reg };
 }
@@ -82,7 +82,7 @@ export function copy(t: IoctlTarget, dst: number, src: CopySource, options?: Cop
   const available = sourceLength(src);
   const srcOffset = opts.srcOffset === undefined ? 0 : checkInteger('options.srcOffset', opts.srcOffset, 0, available);
   const length = opts.length === undefined ? available - srcOffset : checkInteger('options.length', opts.length, 1, available - srcOffset);
-  const r = checkRange(t, dst, length, 'COPY');
+  const r = checkRange(t, dst, length, 'COPY', 'dst');
   return run(native.copy(r.fd, r.address, src, srcOffset, r.length, modeBits(opts)), 'COPY', r.address, r.length);
 }
 
@@ -91,7 +91,7 @@ export function copyFromAddress(t: IoctlTarget, dst: number, srcAddress: number,
   const opts = checkObject<CopyOptions>('options', options);
   t.fdFor('ioctl(UFFDIO_COPY)');
   const from = checkInteger('srcAddress', srcAddress, 1);
-  const r = checkRange(t, dst, length, 'COPY');
+  const r = checkRange(t, dst, length, 'COPY', 'dst');
   return run(native.copy(r.fd, r.address, from, 0, r.length, modeBits(opts)), 'COPY', r.address, r.length);
 }
 
@@ -130,7 +130,7 @@ export function poison(t: IoctlTarget, address: number, length: number, options?
 /** UFFDIO_MOVE: moves pages from `src` (anonymous memory of this process) to the registered `dst`. */
 export function move(t: IoctlTarget, dst: number, src: number, length: number, options?: MoveOptions): IoctlResult {
   const opts = checkObject<MoveOptions>('options', options);
-  const r = checkRange(t, dst, length, 'MOVE');
+  const r = checkRange(t, dst, length, 'MOVE', 'dst');
   const from = checkInteger('src', src, 1);
   checkAligned('src', from, r.reg.pageSize);
   return run(native.move(r.fd, r.address, from, r.length, modeBits(opts)), 'MOVE', r.address, r.length);

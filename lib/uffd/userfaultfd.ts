@@ -77,7 +77,16 @@ function installExitHook(): void {
   // 'exit'. Closing every uffd here wakes threads blocked in faults (they
   // then see zero pages), so exit and Worker termination never hang.
   process.on('exit', () => {
-    for (const u of [...openHandles]) u.close();
+    for (const u of [...openHandles]) {
+      // One failing close (its fd closed behind our back: EBADF) must not
+      // leave the others open, with their blocked threads, nor turn 'exit'
+      // into an uncaught exception.
+      try {
+        u.close();
+      } catch {
+        // The handle is marked closed before the syscall; nothing to retry.
+      }
+    }
   });
 }
 
@@ -313,8 +322,13 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     const fd = this.#fd;
     this.#fd = -1;
     openHandles.delete(this);
-    this.#dispatcher.stop();
-    native.closeFd(fd);
+    // The reader is stopped (joined) before the fd goes: a reader polling a
+    // closed fd number could read from whatever reuses it.
+    try {
+      this.#dispatcher.stop();
+    } finally {
+      native.closeFd(fd);
+    }
     // The kernel unregistered every range when the fd went away.
     this.#registrations = new RegistrationSet();
   }
