@@ -69,7 +69,28 @@ describe('unmap() with views in the main thread and in a Worker', () => {
     expectCleanExit(r);
     expect(jsonLines(r)).toEqual([
       { step: 'attached', value: 7, byteLength: 8192 },
-      { step: 'detached', code: 0, byteLength: 0, value: 'undefined', viewError: 'EBADF', mapped: false },
+      { step: 'detached', code: 0, byteLength: 0, value: 'undefined', viewError: 'EBADF', unmapped: true, mapped: false },
+    ]);
+  });
+});
+
+describe('a Mapping object in one environment when another remaps or unmaps the memory', () => {
+  it('follows a remap, and after the unmap fails with EBADF instead of acting on memory mapped there since', async () => {
+    const r = await runChild({ fixture: 'stale-mapping.js' });
+    expectCleanExit(r);
+    expect(jsonLines(r)).toEqual([
+      { step: 'remapped', moved: true },
+      { step: 'where', followsRemap: true, length: 64 * 4096 },
+      { step: 'reused', sameAddress: true },
+      {
+        step: 'after-unmap',
+        unmapped: true,
+        errors: { madvise: 'EBADF', protect: 'EBADF', arrayBuffer: 'EBADF', address: 'EBADF' },
+        // Was zeroed by the Worker's stale madvise(DONTNEED), or made
+        // PROT_NONE (SIGSEGV in main) by its stale protect('none').
+        reusedIntact: true,
+      },
+      { step: 'worker-exit', code: 0 },
     ]);
   });
 });

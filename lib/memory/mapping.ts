@@ -102,7 +102,9 @@ export class Mapping {
     return this.#length;
   }
 
+  /** True once unmap() ran here, or the memory was unmapped (or is being) by another environment. */
   get unmapped(): boolean {
+    if (!this.#unmapped) this.#refresh();
     return this.#unmapped;
   }
 
@@ -195,7 +197,25 @@ export class Mapping {
   }
 
   #check(op: string): void {
+    if (!this.#unmapped) this.#refresh();
     if (this.#unmapped) throw closedError(`mapping 0x${this.#address.toString(16)}`, op);
+  }
+
+  /**
+   * Another environment may have remapped or unmapped the memory since this
+   * object last looked (the region table is shared by all of them): take
+   * its current address and length, or mark it unmapped. Acting on a stale
+   * address would hit whatever the kernel has mapped there since (an
+   * mprotect or a madvise(DONTNEED) of another mapping's pages).
+   */
+  #refresh(): void {
+    const found = native.attachRegion(this.id);
+    if (found) {
+      [this.#address, this.#length] = found;
+    } else {
+      this.#unmapped = true;
+      liveMappings.delete(this);
+    }
   }
 
   /** [offset, offset + length) inside the mapping; length defaults to the rest of it. */
