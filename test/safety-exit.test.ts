@@ -15,6 +15,14 @@ describe('process exit with a fault pending', () => {
     expect(jsonLines(r)).toEqual([pending, { step: 'exit-event', code: 0, closed: true }]);
   });
 
+  it('process.exit(0) while an events() iterator waits: exits 0, every uffd closed', async () => {
+    const r = await runChild({ fixture: 'exit-pending-fault.js' }, { args: ['exit-iterating'] });
+    expect(r.timedOut, describeChild(r)).toBe(false);
+    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expect(r.stderr).not.toContain('EBADF');
+    expect(jsonLines(r)).toEqual([pending, { step: 'exit-event', code: 0, closed: true }]);
+  });
+
   it('the event loop runs out of work: exits 0 (nothing holds it open)', async () => {
     const r = await runChild({ fixture: 'exit-pending-fault.js' }, { args: ['natural'] });
     expect(r.timedOut, describeChild(r)).toBe(false);
