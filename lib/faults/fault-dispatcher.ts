@@ -85,7 +85,7 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     // Once stopped there is no reader to (un)ref: iterators ending because of
     // close() land here, and must not make close() throw EBADF.
     if (this.#readerId === 0) return;
-    const want = this.#refed && this.#waiting > 0 && this.#readerId !== 0;
+    const want = this.#refed && this.#waiting > 0;
     if (want !== this.#loopRef) {
       this.#loopRef = want;
       native.readerRef(this.#readerId, want);
