@@ -41,13 +41,20 @@ export function errnoError(errno: number, syscall: string, address?: number, len
   return err;
 }
 
-/** Adds the range to an errno error thrown by the native layer, and rethrows it. */
-export function withRange(err: unknown, address: number, length?: number): never {
+/**
+ * Adds the range to an errno error thrown by the native layer, and rethrows
+ * it. `address` is undefined when there is none yet (an mmap without a hint).
+ */
+export function withRange(err: unknown, address: number | undefined, length?: number): never {
   if (err instanceof Error && typeof (err as Partial<UffdError>).syscall === 'string') {
     const e = err as UffdError;
-    e.address = address;
+    if (address !== undefined) {
+      e.address = address;
+      e.message += ` at ${hex(address)}${length === undefined ? '' : `+${hex(length)}`}`;
+    } else if (length !== undefined) {
+      e.message += ` (length ${hex(length)})`;
+    }
     if (length !== undefined) e.length = length;
-    e.message += ` at ${hex(address)}${length === undefined ? '' : `+${hex(length)}`}`;
   }
   throw err;
 }

@@ -56,7 +56,7 @@ export interface NativeAddon {
 
   // testing/touch_threads.cc, testing/thread_id.cc
   threadId(): number;
-  touch(address: Address, length: number, stride: number, write: boolean, value: number): Promise<{ tid: number; values: Uint32Array }>;
+  touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean): Promise<{ tid: number; values: Uint32Array }>;
 
   // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
   forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];

@@ -40,10 +40,10 @@ inline int FdArg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 // Where a JS byte source lives in memory: Buffer, any TypedArray, DataView or
-// ArrayBuffer. Returns false if the value is none of these. The pointers of
-// views come straight from napi_get_typedarray_info / napi_get_dataview_info
-// (which include the byte offset): going through the view's ArrayBuffer()
-// fails with napi_invalid_arg when the view is over a SharedArrayBuffer.
+// ArrayBuffer. Returns false if the value is none of these.
+// Views are read with the raw C API, which gives their data pointer directly:
+// Napi's ArrayBuffer() of a view over a SharedArrayBuffer throws a bare
+// "Invalid argument" (napi_get_arraybuffer_info rejects a shared buffer).
 inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
   napi_env env = v.Env();
   if (v.IsArrayBuffer()) {
@@ -52,19 +52,18 @@ inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
     *length = ab.ByteLength();
     return true;
   }
+  void* bytes = nullptr;
   if (v.IsTypedArray()) {
-    void* p = nullptr;
-    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, v, nullptr, nullptr, &p, nullptr, nullptr), false);
-    *data = static_cast<uint8_t*>(p);
+    napi_typedarray_type type;
+    size_t elements = 0;
+    if (napi_get_typedarray_info(v.Env(), v, &type, &elements, &bytes, nullptr, nullptr) != napi_ok) return false;
+    *data = static_cast<uint8_t*>(bytes);
     *length = v.As<Napi::TypedArray>().ByteLength();
     return true;
   }
   if (v.IsDataView()) {
-    void* p = nullptr;
-    size_t n = 0;
-    NAPI_THROW_IF_FAILED(env, napi_get_dataview_info(env, v, &n, &p, nullptr, nullptr), false);
-    *data = static_cast<uint8_t*>(p);
-    *length = n;
+    if (napi_get_dataview_info(v.Env(), v, length, &bytes, nullptr, nullptr) != napi_ok) return false;
+    *data = static_cast<uint8_t*>(bytes);
     return true;
   }
   return false;

@@ -66,8 +66,10 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   /** Stops and joins the reader; iterators end. */
   stop(): void {
     if (this.#readerId === 0) return;
+    // Releasing the reader's TSFN drops its hold on the event loop too.
     native.readerStop(this.#readerId);
     this.#readerId = 0;
+    this.#loopRef = false;
     for (const it of [...this.#iterators]) it.end();
   }
 
@@ -91,7 +93,10 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   }
 
   #updateLoopRef(): void {
-    const want = this.#refed && this.#waiting > 0 && this.#readerId !== 0;
+    // Once stopped there is no reader to (un)ref: iterators ending because of
+    // close() land here, and must not make close() throw EBADF.
+    if (this.#readerId === 0) return;
+    const want = this.#refed && this.#waiting > 0;
     if (want !== this.#loopRef) {
       this.#loopRef = want;
       // A stopped reader has released its TSFN: nothing holds the loop any more.

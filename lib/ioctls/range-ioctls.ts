@@ -9,8 +9,8 @@ import { decodeOutcome, type IoctlResult } from './outcome';
 
 /** What the ioctls need from a Userfaultfd. */
 export interface IoctlTarget {
-  /** The fd; throws EBADF when closed. */
-  readonly fd: number;
+  /** The fd, for `syscall`; throws EBADF naming that syscall when closed. */
+  fdFor(syscall: string): number;
   /** The registration covering the range; throws RangeError if none. */
   registrationFor(address: number, length: number, what: string): Registration;
 }
@@ -61,13 +61,26 @@ const WRITEPROTECT_MODES = { dontWake: 2 } as const; // 1 is MODE_WP, from `prot
 const POISON_MODES = { dontWake: 1 } as const;
 const MOVE_MODES = { dontWake: 1, allowSrcHoles: 2 } as const;
 
-function checkRange(t: IoctlTarget, address: number, length: number, ioctl: IoctlName): Registration {
-  checkInteger('address', address);
-  checkInteger('length', length, 1);
-  const reg = t.registrationFor(address, length, `UFFDIO_${ioctl}`);
-  checkAligned('address', address, reg.pageSize);
-  checkAligned('length', length, reg.pageSize);
-  return reg;
+interface CheckedRange {
+  fd: number;
+  address: number;
+  length: number;
+  reg: Registration;
+}
+
+/**
+ * The fd (EBADF first: after close() every operation fails the same way, as
+ * FileHandle's do), then the range: integers (BigInt accepted), inside one
+ * registration, aligned to its page size.
+ */
+function checkRange(t: IoctlTarget, address: unknown, length: unknown, ioctl: IoctlName, addressName = 'address'): CheckedRange {
+  const fd = t.fdFor(`ioctl(UFFDIO_${ioctl})`);
+  const a = checkInteger(addressName, address);
+  const n = checkInteger('length', length, 1);
+  const reg = t.registrationFor(a, n, `UFFDIO_${ioctl}`);
+  checkAligned(addressName, a, reg.pageSize);
+  checkAligned('length', n, reg.pageSize);
+  return { fd, address: a, length: n, reg };
 }
 
 function run(ret: IoctlReturn, ioctl: string, address: number, length: number, fieldless = false): IoctlResult {
@@ -81,59 +94,60 @@ function sourceLength(src: unknown): number {
 
 export function copy(t: IoctlTarget, dst: number, src: CopySource, options?: CopyOptions): IoctlResult {
   const opts = checkObject<CopyOptions>('options', options);
+  t.fdFor('ioctl(UFFDIO_COPY)');
   const available = sourceLength(src);
   const srcOffset = opts.srcOffset === undefined ? 0 : checkInteger('options.srcOffset', opts.srcOffset, 0, available);
   const length = opts.length === undefined ? available - srcOffset : checkInteger('options.length', opts.length, 1, available - srcOffset);
-  checkRange(t, dst, length, 'COPY');
-  return run(native.copy(t.fd, dst, src, srcOffset, length, modeBits(opts, COPY_MODES)), 'COPY', dst, length);
+  const r = checkRange(t, dst, length, 'COPY', 'dst');
+  return run(native.copy(r.fd, r.address, src, srcOffset, r.length, modeBits(opts, COPY_MODES)), 'COPY', r.address, r.length);
 }
 
 /** UFFDIO_COPY from memory of this process (e.g. a Mapping's address). */
 export function copyFromAddress(t: IoctlTarget, dst: number, srcAddress: number, length: number, options?: CopyOptions): IoctlResult {
   const opts = checkObject<CopyOptions>('options', options);
-  checkInteger('srcAddress', srcAddress, 1);
-  checkRange(t, dst, length, 'COPY');
-  return run(native.copy(t.fd, dst, srcAddress, 0, length, modeBits(opts, COPY_MODES)), 'COPY', dst, length);
+  t.fdFor('ioctl(UFFDIO_COPY)');
+  const from = checkInteger('srcAddress', srcAddress, 1);
+  const r = checkRange(t, dst, length, 'COPY', 'dst');
+  return run(native.copy(r.fd, r.address, from, 0, r.length, modeBits(opts, COPY_MODES)), 'COPY', r.address, r.length);
 }
 
 export function zeropage(t: IoctlTarget, address: number, length: number, options?: WakeOption): IoctlResult {
   const opts = checkObject<WakeOption>('options', options);
-  checkRange(t, address, length, 'ZEROPAGE');
-  return run(native.zeropage(t.fd, address, length, modeBits(opts, ZEROPAGE_MODES)), 'ZEROPAGE', address, length);
+  const r = checkRange(t, address, length, 'ZEROPAGE');
+  return run(native.zeropage(r.fd, r.address, r.length, modeBits(opts, ZEROPAGE_MODES)), 'ZEROPAGE', r.address, r.length);
 }
 
 export function continueRange(t: IoctlTarget, address: number, length: number, options?: ContinueOptions): IoctlResult {
   const opts = checkObject<ContinueOptions>('options', options);
-  checkRange(t, address, length, 'CONTINUE');
-  return run(native.continue(t.fd, address, length, modeBits(opts, CONTINUE_MODES)), 'CONTINUE', address, length);
+  const r = checkRange(t, address, length, 'CONTINUE');
+  return run(native.continue(r.fd, r.address, r.length, modeBits(opts, CONTINUE_MODES)), 'CONTINUE', r.address, r.length);
 }
 
 /** Sets (protect = true) or clears write protection; clearing wakes WP-faulting threads unless dontWake. */
 export function writeProtect(t: IoctlTarget, address: number, length: number, protect: boolean, options?: WakeOption): IoctlResult {
   const opts = checkObject<WakeOption>('options', options);
   if (typeof protect !== 'boolean') throw new TypeError('protect must be a boolean');
-  checkRange(t, address, length, 'WRITEPROTECT');
+  const r = checkRange(t, address, length, 'WRITEPROTECT');
   const mode = (protect ? 1 : 0) | modeBits(opts, WRITEPROTECT_MODES);
-  return run(native.writeprotect(t.fd, address, length, mode), 'WRITEPROTECT', address, length, true);
+  return run(native.writeprotect(r.fd, r.address, r.length, mode), 'WRITEPROTECT', r.address, r.length, true);
 }
 
 export function wake(t: IoctlTarget, address: number, length: number): IoctlResult {
-  checkRange(t, address, length, 'WAKE');
-  return run(native.wake(t.fd, address, length), 'WAKE', address, length, true);
+  const r = checkRange(t, address, length, 'WAKE');
+  return run(native.wake(r.fd, r.address, r.length), 'WAKE', r.address, r.length, true);
 }
 
 export function poison(t: IoctlTarget, address: number, length: number, options?: WakeOption): IoctlResult {
   const opts = checkObject<WakeOption>('options', options);
-  checkRange(t, address, length, 'POISON');
-  return run(native.poison(t.fd, address, length, modeBits(opts, POISON_MODES)), 'POISON', address, length);
+  const r = checkRange(t, address, length, 'POISON');
+  return run(native.poison(r.fd, r.address, r.length, modeBits(opts, POISON_MODES)), 'POISON', r.address, r.length);
 }
 
 /** UFFDIO_MOVE: moves pages from `src` (anonymous memory of this process) to the registered `dst`. */
 export function move(t: IoctlTarget, dst: number, src: number, length: number, options?: MoveOptions): IoctlResult {
   const opts = checkObject<MoveOptions>('options', options);
-  const reg = checkRange(t, dst, length, 'MOVE');
-  checkInteger('src', src, 1);
-  checkAligned('src', src, reg.pageSize);
-  return run(native.move(t.fd, dst, src, length, modeBits(opts, MOVE_MODES)), 'MOVE', dst, length);
+  const r = checkRange(t, dst, length, 'MOVE', 'dst');
+  const from = checkInteger('src', src, 1);
+  checkAligned('src', from, r.reg.pageSize);
+  return run(native.move(r.fd, r.address, from, r.length, modeBits(opts, MOVE_MODES)), 'MOVE', r.address, r.length);
 }
-

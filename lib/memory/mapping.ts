@@ -4,7 +4,7 @@
 // so unmap() can detach them all before munmap().
 import { native } from '../native';
 import { closedError, withRange } from '../errors';
-import { checkAligned, checkInteger, checkObject, checkOneOf } from '../validate';
+import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf } from '../validate';
 import { MADV, MAP, MREMAP, PAGE_SIZE, protBits, type Advice, type Protection } from './constants';
 
 export type MappingKind = 'anonymous' | 'shmem' | 'hugetlb' | 'guest_memfd';
@@ -65,23 +65,26 @@ export class Mapping {
   /** A private anonymous mapping (MAP_PRIVATE | MAP_ANONYMOUS) of 4K pages. */
   static anonymous(length: number, options?: AnonymousOptions): Mapping {
     const opts = checkObject<AnonymousOptions>('options', options);
-    checkInteger('length', length, 1);
-    checkAligned('length', length, PAGE_SIZE);
+    const bytes = checkInteger('length', length, 1);
+    checkAligned('length', bytes, PAGE_SIZE);
     const hint = opts.address === undefined ? 0 : checkInteger('options.address', opts.address);
     checkAligned('options.address', hint, PAGE_SIZE);
     const prot = protBits(opts.protection === undefined ? 'read-write' : checkOneOf('options.protection', opts.protection, ['none', 'read', 'read-write']));
-    const [id, address] = native.mapRegion(hint, length, prot, MAP.PRIVATE | MAP.ANONYMOUS | MAP.NORESERVE, -1, 0, PAGE_SIZE);
-    return new Mapping({ id, address, length, pageSize: PAGE_SIZE, kind: 'anonymous', shared: false });
+    const [id, address] = mapRegion(hint, bytes, prot, MAP.PRIVATE | MAP.ANONYMOUS | MAP.NORESERVE, -1, 0, PAGE_SIZE);
+    return new Mapping({ id, address, length: bytes, pageSize: PAGE_SIZE, kind: 'anonymous', shared: false });
   }
 
   /** Uses, in this environment (typically a Worker), a mapping created in another one. */
   static attach(handle: MappingHandle): Mapping {
+    if (handle === undefined) throw new TypeError('handle must be an object (got undefined)');
     const h = checkObject<MappingHandle>('handle', handle);
     const id = checkInteger('handle.id', h.id, 1);
+    const kind = h.kind === undefined ? 'anonymous' : checkOneOf('handle.kind', h.kind, ['anonymous', 'shmem', 'hugetlb']);
+    const shared = h.shared === undefined ? false : checkBoolean('handle.shared', h.shared);
     const found = native.attachRegion(id);
     if (!found) throw closedError(`mapping ${id}`, 'attach');
     const [address, length, pageSize] = found;
-    return new Mapping({ id, address, length, pageSize, kind: h.kind ?? 'anonymous', shared: h.shared ?? false });
+    return new Mapping({ id, address, length, pageSize, kind, shared });
   }
 
   /** The mapping that contains [address, address + length), if this environment has one. */
@@ -99,7 +102,9 @@ export class Mapping {
     return this.#length;
   }
 
+  /** True once unmap() ran here, or the memory was unmapped (or is being) by another environment. */
   get unmapped(): boolean {
+    if (!this.#unmapped) this.#refresh();
     return this.#unmapped;
   }
 
@@ -116,38 +121,38 @@ export class Mapping {
    * detached (byteLength 0, access throws) when the mapping is unmapped or
    * remapped, in every environment.
    */
-  arrayBuffer(offset = 0, length = this.#length - offset): ArrayBuffer {
+  arrayBuffer(offset = 0, length?: number): ArrayBuffer {
     this.#check('view');
-    this.#checkRange(offset, length, 1);
-    return native.regionView(this.id, offset, length);
+    const r = this.#range(offset, length, 1);
+    return native.regionView(this.id, r.offset, r.length);
   }
 
   /** A Buffer over the same bytes as arrayBuffer(). */
-  buffer(offset = 0, length = this.#length - offset): Buffer {
+  buffer(offset = 0, length?: number): Buffer {
     return Buffer.from(this.arrayBuffer(offset, length));
   }
 
-  /** madvise() on [offset, offset + length) of the mapping. */
-  madvise(advice: Advice, offset = 0, length = this.#length - offset): void {
+  /** madvise() on [offset, offset + length) of the mapping (default: to its end). */
+  madvise(advice: Advice, offset = 0, length?: number): void {
     this.#check('madvise');
     const value = MADV[checkOneOf('advice', advice, Object.keys(MADV) as Advice[])];
-    this.#checkRange(offset, length, this.pageSize);
+    const r = this.#range(offset, length, this.pageSize);
     try {
-      native.madvise(this.#address + offset, length, value);
+      native.madvise(this.#address + r.offset, r.length, value);
     } catch (err) {
-      withRange(err, this.#address + offset, length);
+      withRange(err, this.#address + r.offset, r.length);
     }
   }
 
-  /** mprotect() on [offset, offset + length) of the mapping. */
-  protect(protection: Protection, offset = 0, length = this.#length - offset): void {
+  /** mprotect() on [offset, offset + length) of the mapping (default: to its end). */
+  protect(protection: Protection, offset = 0, length?: number): void {
     this.#check('mprotect');
     const prot = protBits(checkOneOf('protection', protection, ['none', 'read', 'read-write']));
-    this.#checkRange(offset, length, this.pageSize);
+    const r = this.#range(offset, length, this.pageSize);
     try {
-      native.mprotect(this.#address + offset, length, prot);
+      native.mprotect(this.#address + r.offset, r.length, prot);
     } catch (err) {
-      withRange(err, this.#address + offset, length);
+      withRange(err, this.#address + r.offset, r.length);
     }
   }
 
@@ -159,9 +164,10 @@ export class Mapping {
   remap(newLength: number, options?: RemapOptions): number {
     this.#check('mremap');
     const opts = checkObject<RemapOptions>('options', options);
-    checkInteger('newLength', newLength, 1);
-    checkAligned('newLength', newLength, this.pageSize);
-    let flags = opts.mayMove === false ? 0 : MREMAP.MAYMOVE;
+    const bytes = checkInteger('newLength', newLength, 1);
+    checkAligned('newLength', bytes, this.pageSize);
+    const mayMove = opts.mayMove === undefined ? true : checkBoolean('options.mayMove', opts.mayMove);
+    let flags = mayMove ? MREMAP.MAYMOVE : 0;
     let target = 0;
     if (opts.address !== undefined) {
       target = checkInteger('options.address', opts.address);
@@ -169,11 +175,11 @@ export class Mapping {
       flags |= MREMAP.MAYMOVE | MREMAP.FIXED;
     }
     try {
-      this.#address = native.remapRegion(this.id, newLength, flags, target);
+      this.#address = native.remapRegion(this.id, bytes, flags, target);
     } catch (err) {
       withRange(err, this.#address, this.#length);
     }
-    this.#length = newLength;
+    this.#length = bytes;
     return this.#address;
   }
 
@@ -191,13 +197,42 @@ export class Mapping {
   }
 
   #check(op: string): void {
+    if (!this.#unmapped) this.#refresh();
     if (this.#unmapped) throw closedError(`mapping 0x${this.#address.toString(16)}`, op);
   }
 
-  #checkRange(offset: number, length: number, alignment: number): void {
-    checkInteger('offset', offset, 0, this.#length);
-    checkInteger('length', length, 0, this.#length - offset);
-    checkAligned('offset', offset, alignment);
-    checkAligned('length', length, alignment);
+  /**
+   * Another environment may have remapped or unmapped the memory since this
+   * object last looked (the region table is shared by all of them): take
+   * its current address and length, or mark it unmapped. Acting on a stale
+   * address would hit whatever the kernel has mapped there since (an
+   * mprotect or a madvise(DONTNEED) of another mapping's pages).
+   */
+  #refresh(): void {
+    const found = native.attachRegion(this.id);
+    if (found) {
+      [this.#address, this.#length] = found;
+    } else {
+      this.#unmapped = true;
+      liveMappings.delete(this);
+    }
+  }
+
+  /** [offset, offset + length) inside the mapping; length defaults to the rest of it. */
+  #range(offset: unknown, length: unknown, alignment: number): { offset: number; length: number } {
+    const o = checkInteger('offset', offset, 0, this.#length);
+    const n = length === undefined ? this.#length - o : checkInteger('length', length, 0, this.#length - o);
+    checkAligned('offset', o, alignment);
+    checkAligned('length', n, alignment);
+    return { offset: o, length: n };
+  }
+}
+
+/** mmap() through the region table; a failure names the length asked for. */
+export function mapRegion(hint: number, length: number, prot: number, flags: number, fd: number, offset: number, pageSize: number): [id: number, address: number] {
+  try {
+    return native.mapRegion(hint, length, prot, flags, fd, offset, pageSize);
+  } catch (err) {
+    withRange(err, hint === 0 ? undefined : hint, length);
   }
 }

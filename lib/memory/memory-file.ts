@@ -1,12 +1,16 @@
 // Files whose pages can be mapped several times: memfd (shmem), hugetlb
 // memfd (2M or 1G pages) and files on a hugetlbfs mount. Mapping one twice
 // gives the alias a MINOR-fault handler fills before UFFDIO_CONTINUE.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { native } from '../native';
 import { closedError, withRange } from '../errors';
-import { checkAligned, checkInteger, checkObject, checkOneOf } from '../validate';
+import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { FALLOC, HUGE_1G, HUGE_2M, HUGE_SHIFT, MAP, MFD, PAGE_SIZE, protBits, type Protection } from './constants';
-import { Mapping } from './mapping';
+import { Mapping, mapRegion } from './mapping';
+
+/** statfs() f_type of hugetlbfs (linux/magic.h). */
+const HUGETLBFS_MAGIC = 0x958458f6;
 
 export interface MemfdOptions {
   /** Use hugetlb pages of this size (MFD_HUGETLB). Default: shmem with 4K pages. */
@@ -53,23 +57,28 @@ export class MemoryFile {
   /** memfd_create() of `size` bytes: shmem, or hugetlb with options.hugePageSize. */
   static memfd(size: number, options?: MemfdOptions): MemoryFile {
     const opts = checkObject<MemfdOptions>('options', options);
-    const pageSize = opts.hugePageSize === undefined ? PAGE_SIZE : opts.hugePageSize;
+    const pageSize = opts.hugePageSize === undefined ? PAGE_SIZE : checkInteger('options.hugePageSize', opts.hugePageSize);
     if (pageSize !== PAGE_SIZE && pageSize !== HUGE_2M && pageSize !== HUGE_1G) {
       throw new RangeError(`options.hugePageSize must be ${HUGE_2M} or ${HUGE_1G} (got ${String(opts.hugePageSize)})`);
     }
-    checkInteger('size', size, 1);
-    checkAligned('size', size, pageSize);
-    const name = opts.name === undefined ? 'userfaultfd' : String(opts.name);
+    const bytes = checkInteger('size', size, 1);
+    checkAligned('size', bytes, pageSize);
+    if (opts.name !== undefined && typeof opts.name !== 'string') {
+      throw new TypeError(`options.name must be a string (got ${describe(opts.name)})`);
+    }
+    const name = opts.name ?? 'userfaultfd';
+    // memfd_create() would silently cut the name at the first NUL.
+    if (name.includes('\0')) throw new TypeError('options.name must not contain NUL characters');
     let flags = MFD.CLOEXEC;
     if (pageSize !== PAGE_SIZE) flags |= MFD.HUGETLB | (Math.log2(pageSize) << HUGE_SHIFT);
     const fd = native.memfdCreate(name, flags);
     try {
-      native.ftruncate(fd, size);
+      native.ftruncate(fd, bytes);
     } catch (err) {
       native.closeFd(fd);
-      throw err;
+      withRange(err, undefined, bytes);
     }
-    return new MemoryFile(fd, size, pageSize);
+    return new MemoryFile(fd, bytes, pageSize);
   }
 
   /**
@@ -77,15 +86,19 @@ export class MemoryFile {
    * page size is the mount's.
    */
   static openHugetlbfs(path: string, size: number): MemoryFile {
-    if (typeof path !== 'string') throw new TypeError('path must be a string');
-    checkInteger('size', size, 1);
+    if (typeof path !== 'string') throw new TypeError(`path must be a string (got ${describe(path)})`);
+    const bytes = checkInteger('size', size, 1);
+    // Check the file system before opening: opening creates the file (and
+    // sizing it truncates it), which must not happen to a file elsewhere.
+    const fs = statfsSync(dirname(path));
+    if (fs.type !== HUGETLBFS_MAGIC) throw new RangeError(`${path} is not on a hugetlbfs mount`);
+    checkAligned('size', bytes, fs.bsize);
     const fd = openSync(path, 'w+');
     try {
       const pageSize = native.hugetlbPageSize(fd);
       if (pageSize === 0) throw new RangeError(`${path} is not on a hugetlbfs mount`);
-      checkAligned('size', size, pageSize);
-      native.ftruncate(fd, size);
-      return new MemoryFile(fd, size, pageSize);
+      native.ftruncate(fd, bytes);
+      return new MemoryFile(fd, bytes, pageSize);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -101,36 +114,41 @@ export class MemoryFile {
     return this.#fd < 0;
   }
 
+  #fdFor(syscall: string): number {
+    if (this.#fd < 0) throw closedError('memory file', syscall);
+    return this.#fd;
+  }
+
   /** mmap() the file (or a part of it). Each call gives a new alias. */
   map(options?: MapFileOptions): Mapping {
     const opts = checkObject<MapFileOptions>('options', options);
-    const fd = this.fd;
+    const fd = this.#fdFor('mmap');
     const offset = opts.offset === undefined ? 0 : checkInteger('options.offset', opts.offset, 0, this.size);
     const length = opts.length === undefined ? this.size - offset : checkInteger('options.length', opts.length, 1, this.size - offset);
     checkAligned('options.offset', offset, this.pageSize);
     checkAligned('options.length', length, this.pageSize);
     const hint = opts.address === undefined ? 0 : checkInteger('options.address', opts.address);
     checkAligned('options.address', hint, this.pageSize);
-    const shared = opts.shared ?? true;
+    const shared = opts.shared === undefined ? true : checkBoolean('options.shared', opts.shared);
     const prot = protBits(opts.protection === undefined ? 'read-write' : checkOneOf('options.protection', opts.protection, ['none', 'read', 'read-write']));
     // No MAP_NORESERVE: hugetlb pages are reserved at mmap() time, so an empty
     // pool is a clean ENOMEM here rather than SIGBUS at the first touch.
     const flags = shared ? MAP.SHARED : MAP.PRIVATE;
-    const [id, address] = native.mapRegion(hint, length, prot, flags, fd, offset, this.pageSize);
+    const [id, address] = mapRegion(hint, length, prot, flags, fd, offset, this.pageSize);
     return new Mapping({ id, address, length, pageSize: this.pageSize, kind: this.kind, shared });
   }
 
   /** fallocate(PUNCH_HOLE | KEEP_SIZE): drops the pages of [offset, offset + length). */
   punchHole(offset: number, length: number): void {
-    const fd = this.fd;
-    checkInteger('offset', offset, 0, this.size);
-    checkInteger('length', length, 1, this.size - offset);
-    checkAligned('offset', offset, this.pageSize);
-    checkAligned('length', length, this.pageSize);
+    const fd = this.#fdFor('fallocate');
+    const o = checkInteger('offset', offset, 0, this.size);
+    const n = checkInteger('length', length, 1, this.size - o);
+    checkAligned('offset', o, this.pageSize);
+    checkAligned('length', n, this.pageSize);
     try {
-      native.fallocate(fd, FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE, offset, length);
+      native.fallocate(fd, FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE, o, n);
     } catch (err) {
-      withRange(err, offset, length);
+      withRange(err, o, n);
     }
   }
 

@@ -2,7 +2,7 @@
 // faults off the JavaScript thread, and a forked child that produces fork,
 // remap, remove and unmap events, for selftest-style suites.
 import { native } from '../native';
-import { checkInteger } from '../validate';
+import { checkBoolean, checkInteger, checkObject } from '../validate';
 
 export interface TouchResult {
   /** The kernel thread id of the thread that touched the pages. */
@@ -17,6 +17,13 @@ export interface TouchOptions {
   /** Write `value + index` to each word before reading it back (default: read only). */
   write?: boolean;
   value?: number;
+  /**
+   * Keep the event loop alive until the thread has touched every page
+   * (default true), as a pending fs call does. With false, a thread left
+   * blocked in a fault nobody resolves does not hold the process open: the
+   * loop ends, the userfaultfd is closed on 'exit', and the thread is woken.
+   */
+  ref?: boolean;
 }
 
 /**
@@ -24,12 +31,15 @@ export interface TouchOptions {
  * `stride` bytes. The promise settles when the thread has touched every
  * page: it may never settle if a fault is never resolved.
  */
-export function touchPages(address: number, length: number, options: TouchOptions = {}): Promise<TouchResult> {
-  checkInteger('address', address, 1);
-  checkInteger('length', length, 1);
-  const stride = checkInteger('options.stride', options.stride ?? 4096, 4);
-  const value = checkInteger('options.value', options.value ?? 0, 0, 0xffffffff);
-  return native.touch(address, length, stride, options.write === true, value);
+export function touchPages(address: number, length: number, options?: TouchOptions): Promise<TouchResult> {
+  const opts = checkObject<TouchOptions>('options', options);
+  const start = checkInteger('address', address, 1);
+  const bytes = checkInteger('length', length, 1);
+  const stride = checkInteger('options.stride', opts.stride ?? 4096, 4);
+  const value = checkInteger('options.value', opts.value ?? 0, 0, 0xffffffff);
+  const write = opts.write === undefined ? false : checkBoolean('options.write', opts.write);
+  const ref = opts.ref === undefined ? true : checkBoolean('options.ref', opts.ref);
+  return native.touch(start, bytes, stride, write, value, ref);
 }
 
 /** The calling thread's kernel thread id (what pagefault events report as threadId). */

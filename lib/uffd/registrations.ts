@@ -56,6 +56,11 @@ export class RegistrationSet {
     for (const r of moved) this.add(r);
   }
 
+  /** Whether any registration overlaps [start, end). */
+  overlaps(start: number, end: number): boolean {
+    return this.#ranges.some((r) => r.start < end && r.end > start);
+  }
+
   /** The registration that covers [start, start + length) entirely, if any. */
   covering(start: number, length: number): Registration | undefined {
     const end = start + length;

@@ -77,7 +77,16 @@ function installExitHook(): void {
   // 'exit'. Closing every uffd here wakes threads blocked in faults (they
   // then see zero pages), so exit and Worker termination never hang.
   process.on('exit', () => {
-    for (const u of [...openHandles]) u.close();
+    for (const u of [...openHandles]) {
+      // One failing close (its fd closed behind our back: EBADF) must not
+      // leave the others open, with their blocked threads, nor turn 'exit'
+      // into an uncaught exception.
+      try {
+        u.close();
+      } catch {
+        // The handle is marked closed before the syscall; nothing to retry.
+      }
+    }
   });
 }
 
@@ -215,8 +224,8 @@ export class Userfaultfd implements ioctl.IoctlTarget {
    * one. Returns the ioctls the kernel allows on the range.
    */
   register(range: RangeLike, modes: readonly RegisterMode[], options?: RegisterOptions): ReadonlySet<IoctlName | UnknownBit> {
-    const fd = this.fd;
-    const { address, length, pageSize } = this.#rangeOf(range, options);
+    const fd = this.fdFor('ioctl(UFFDIO_REGISTER)');
+    const { address, length, pageSize } = this.#rangeOf(range, options, 'ioctl(UFFDIO_REGISTER)');
     if (!Array.isArray(modes) || modes.length === 0) {
       throw new TypeError("modes must be a non-empty array of 'missing', 'wp', 'minor'");
     }
@@ -235,8 +244,15 @@ export class Userfaultfd implements ioctl.IoctlTarget {
 
   /** UFFDIO_UNREGISTER of a range (or part of one). */
   unregister(range: RangeLike, options?: RegisterOptions): void {
-    const fd = this.fd;
-    const { address, length } = this.#rangeOf(range, options);
+    const fd = this.fdFor('ioctl(UFFDIO_UNREGISTER)');
+    const { address, length } = this.#rangeOf(range, options, 'ioctl(UFFDIO_UNREGISTER)');
+    // The kernel accepts a range with nothing registered and does nothing:
+    // say so instead, as the range ioctls do.
+    if (!this.#registrations.overlaps(address, address + length)) {
+      throw new RangeError(
+        `UFFDIO_UNREGISTER: 0x${address.toString(16)}+0x${length.toString(16)} overlaps no range registered with this userfaultfd`,
+      );
+    }
     try {
       native.unregister(fd, address, length);
     } catch (err) {
@@ -281,7 +297,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     const opts = checkObject<EventsOptions>('options', options);
     const hwm = opts.highWaterMark === undefined ? 1024 : checkInteger('options.highWaterMark', opts.highWaterMark, 1, 1 << 20);
     if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
-    this.fd;
+    this.fdFor('read');
     return this.#dispatcher.subscribe(hwm, opts.signal);
   }
 
@@ -306,8 +322,15 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     const fd = this.#fd;
     this.#fd = -1;
     openHandles.delete(this);
-    this.#dispatcher.stop();
-    native.closeFd(fd);
+    // The reader is stopped (joined) before the fd goes: a reader polling a
+    // closed fd number could read from whatever reuses it.
+    try {
+      this.#dispatcher.stop();
+    } finally {
+      native.closeFd(fd);
+    }
+    // The kernel unregistered every range when the fd went away.
+    this.#registrations = new RegistrationSet();
   }
 
   [Symbol.dispose](): void {
@@ -316,6 +339,12 @@ export class Userfaultfd implements ioctl.IoctlTarget {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
+  }
+
+  /** @internal IoctlTarget: the fd, or EBADF naming `syscall` once closed. */
+  fdFor(syscall: string): number {
+    if (this.#fd < 0) throw closedError('userfaultfd', syscall);
+    return this.#fd;
   }
 
   /** @internal IoctlTarget */
@@ -327,19 +356,25 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     return reg;
   }
 
-  #rangeOf(range: RangeLike, options?: RegisterOptions): { address: number; length: number; pageSize: number } {
+  #rangeOf(range: RangeLike, options: RegisterOptions | undefined, syscall: string): { address: number; length: number; pageSize: number } {
     if (range === null || typeof range !== 'object') throw new TypeError('range must be a Mapping or {address, length}');
     const opts = checkObject<RegisterOptions>('options', options);
+    if (range instanceof Mapping && range.unmapped) throw closedError(`mapping ${range.id}`, syscall);
     const address = checkInteger('range.address', range.address, 1);
     const length = checkInteger('range.length', range.length, 1);
-    const mapping = range instanceof Mapping ? range : Mapping.containing(address, length);
+    // A range that starts in a mapping of ours must end in it too: past its
+    // end lies other memory (or none, and the kernel would say only EINVAL).
+    const mapping = range instanceof Mapping ? range : Mapping.containing(address);
+    if (mapping && !mapping.contains(address, length)) {
+      throw new RangeError(
+        `range 0x${address.toString(16)}+0x${length.toString(16)} extends beyond the mapping at 0x${mapping.address.toString(16)}+0x${mapping.length.toString(16)}`,
+      );
+    }
     let pageSize: number;
     if (opts.pageSize !== undefined) {
       pageSize = checkInteger('options.pageSize', opts.pageSize, PAGE_SIZE);
     } else if (mapping) {
       pageSize = mapping.pageSize;
-    } else if (range instanceof Mapping) {
-      throw closedError('mapping', 'register');
     } else {
       pageSize = PAGE_SIZE;
     }

@@ -102,6 +102,9 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
   for (size_t candidate : kPageSizes) {
     size_t size = pageSize ? pageSize : candidate;
     uint64_t start = address & ~(static_cast<uint64_t>(size) - 1);
+    // Counted before the ioctl that wakes the JS thread, so that thread reads
+    // a count that already includes its own fault (undone on failure).
+    resolvedByReader_++;
     int rc;
     if (policy_.load() == JsThreadFaultPolicy::kPoison) {
       uffdio_poison poison{{start, size}, 0, 0};
@@ -119,7 +122,10 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
       // hugetlb has no ZEROPAGE: copy from untouched anonymous memory, which
       // reads as zeros without being populated.
       void* zeros = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-      if (zeros == MAP_FAILED) break;
+      if (zeros == MAP_FAILED) {
+        resolvedByReader_--;
+        break;
+      }
       uffdio_copy copy{start, reinterpret_cast<uint64_t>(zeros), size, 0, 0};
       rc = ioctl(uffd_, UFFDIO_COPY, &copy);
       munmap(zeros, size);
@@ -130,9 +136,9 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
         ioctl(uffd_, UFFDIO_WAKE, &range);
       }
       msg->reserved1 = kResolvedByReader;
-      resolvedByReader_++;
       return;
     }
+    resolvedByReader_--;
     if (errno != EINVAL || pageSize) break;
   }
   // Could not resolve (a range this fd no longer covers): wake the thread so
@@ -192,6 +198,12 @@ void CleanupReader(void* arg) {
   // TSFN (this hook was added after the TSFN, so it runs first).
   auto* slot = static_cast<ReaderSlot*>(arg);
   slot->reader->Stop();
+  // The userfaultfd is still open: the environment ended without 'exit'
+  // (worker.terminate()), so lib/ never closed it and nothing else can. Close
+  // it here, or the fd leaks and a thread blocked in one of its faults stays
+  // blocked for ever. Closing wakes such threads (the range then reads as
+  // unregistered). A normal close() removed this hook before closing.
+  close(slot->reader->Fd());
   delete slot;
 }
 

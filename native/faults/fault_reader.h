@@ -49,6 +49,8 @@ class FaultReader {
   // Drops the TSFN on a normal close (not at environment teardown, where
   // the runtime finalizes it).
   void Release() { tsfn_.Release(); }
+  // The userfaultfd this reader reads (owned by lib/, except at teardown).
+  int Fd() const { return uffd_; }
 
  private:
   void Run();

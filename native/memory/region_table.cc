@@ -54,7 +54,7 @@ namespace {
 
 // Under the table mutex: munmap a region nobody can see any more.
 void FinishUnmapIfUnseen(RegionTable& table, const std::shared_ptr<Region>& region) {
-  if (!region->unmapping || !region->views.empty()) return;
+  if (!region->unmapping || !region->views.empty() || region->pins != 0) return;
   munmap(reinterpret_cast<void*>(region->address), region->length);
   table.Erase(region->id);
 }
@@ -164,9 +164,8 @@ Napi::Value UnmapRegion(const Napi::CallbackInfo& info) {
   region->unmapping = true;
   DetachViewsOf(info.Env(), self, *region);
   PostDetachRequests(table, self, *region);
-  bool now = region->views.empty();
   FinishUnmapIfUnseen(table, region);
-  return Napi::Boolean::New(info.Env(), now);
+  return Napi::Boolean::New(info.Env(), table.Find(region->id) == nullptr);
 }
 
 // regionView(id, offset, length) -> external ArrayBuffer over the mapping.
@@ -208,7 +207,8 @@ Napi::Value RemapRegion(const Napi::CallbackInfo& info) {
   if (!region || region->unmapping) ThrowErrno(info.Env(), EBADF, "mremap");
   bool foreign = std::any_of(region->views.begin(), region->views.end(),
                              [self](const ViewRecord& v) { return v.owner != self; });
-  if (foreign) ThrowErrno(info.Env(), EBUSY, "mremap");
+  // A pinning native thread would fault on the old addresses just the same.
+  if (foreign || region->pins != 0) ThrowErrno(info.Env(), EBUSY, "mremap");
   size_t newLength = UintArg(info, 1);
   int flags = static_cast<int>(IntArg(info, 2));
   void* newAddress = reinterpret_cast<void*>(UintArg(info, 3));
@@ -250,6 +250,29 @@ void ReleaseEnvironmentViews(AddonState* state) {
     }
     FinishUnmapIfUnseen(table, region);
   }
+}
+
+RegionPins PinRegions(uintptr_t address, size_t length) {
+  RegionTable& table = RegionTable::Instance();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  RegionPins pins;
+  for (auto& region : table.All()) {
+    if (region->address < address + length && address < region->address + region->length) {
+      region->pins++;
+      pins.push_back(region);
+    }
+  }
+  return pins;
+}
+
+void UnpinRegions(RegionPins& pins) {
+  RegionTable& table = RegionTable::Instance();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  for (auto& region : pins) {
+    region->pins--;
+    FinishUnmapIfUnseen(table, region);
+  }
+  pins.clear();
 }
 
 void InitRegionTable(Napi::Env env, Napi::Object exports) {

@@ -40,6 +40,9 @@ struct Region {
   bool unmapping = false;
   AddonState* creator = nullptr;  // unmapped when this environment ends
   std::vector<ViewRecord> views;
+  // Native threads that may be accessing the region right now (see
+  // PinRegions). Like views, they keep it mapped while it is unmapping.
+  size_t pins = 0;
 };
 
 class RegionTable {
@@ -71,6 +74,16 @@ void DetachPendingViews(Napi::Env env, AddonState* state);
 // Called from `state`'s cleanup hook: forgets every view it held and finishes
 // pending unmaps; unmaps the regions this environment created.
 void ReleaseEnvironmentViews(AddonState* state);
+
+// Keeps the regions overlapping [address, address + length) mapped while a
+// native thread (testing/touch_threads.cc) accesses them from outside any
+// environment: an unmap() or the end of the creating environment then waits
+// for UnpinRegions() instead of pulling the pages from under the thread
+// (which would be SIGSEGV). Memory the library did not map is not pinned.
+using RegionPins = std::vector<std::shared_ptr<Region>>;
+RegionPins PinRegions(uintptr_t address, size_t length);
+// Drops the pins; munmaps a region that was waiting only for them. Any thread.
+void UnpinRegions(RegionPins& pins);
 
 void InitRegionTable(Napi::Env env, Napi::Object exports);
 

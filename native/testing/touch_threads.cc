@@ -5,7 +5,10 @@
 // A toucher may stay blocked in a fault for ever (that is what some tests
 // prove harmless), so it is detached, never joined. It reports through a
 // TSFN guarded by a shared flag: once its environment is gone it stops
-// between pages and never calls into it.
+// between pages and never calls into it. It pins the library's regions it
+// touches (memory/region_table.h), so that an environment ending, or an
+// unmap(), while the thread is between the flag check and the access (or
+// just woken from a fault) cannot unmap the page under it: that was SIGSEGV.
 #include <errno.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "../args.h"
+#include "../memory/region_table.h"
 #include "touch_threads.h"
 
 namespace uffd {
@@ -38,6 +42,7 @@ struct TouchJob {
   Napi::ThreadSafeFunction tsfn;
   void* hookArg = nullptr;  // the cleanup hook's argument, removed on completion
   Napi::Promise::Deferred deferred;
+  RegionPins pins;  // taken on the JS thread, dropped by the toucher
   explicit TouchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
@@ -52,11 +57,13 @@ void EnvironmentGone(void* arg) {
 
 void Touch(std::shared_ptr<TouchJob> job) {
   job->tid = static_cast<pid_t>(syscall(SYS_gettid));
+  bool gone = false;
   for (size_t offset = 0; offset < job->length; offset += job->stride) {
     {
       std::lock_guard<std::mutex> lock(job->mutex);
-      if (job->environmentGone) return;
+      gone = job->environmentGone;
     }
+    if (gone) break;
     auto* word = reinterpret_cast<volatile uint32_t*>(job->address + offset);
     if (job->write) {
       *word = job->value + static_cast<uint32_t>(offset / job->stride);
@@ -64,6 +71,8 @@ void Touch(std::shared_ptr<TouchJob> job) {
     uint32_t seen = *word;
     job->seen.push_back(seen);
   }
+  // Done with the memory: an unmap waiting for this thread may go ahead.
+  UnpinRegions(job->pins);
   std::lock_guard<std::mutex> lock(job->mutex);
   if (job->environmentGone) return;
   job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) {
@@ -84,11 +93,11 @@ void Touch(std::shared_ptr<TouchJob> job) {
   job->tsfn.Release();
 }
 
-// touch(address, length, stride, write, value) -> Promise<{tid, values}>.
+// touch(address, length, stride, write, value, ref) -> Promise<{tid, values}>.
 // Reads (or writes value + page index, then reads back) the first 32-bit
 // word of every `stride` bytes.
 Napi::Value TouchRange(const Napi::CallbackInfo& info) {
-  CheckArgCount(info, 5);
+  CheckArgCount(info, 6);
   auto job = std::make_shared<TouchJob>(info.Env());
   job->address = UintArg(info, 0);
   job->length = UintArg(info, 1);
@@ -98,9 +107,14 @@ Napi::Value TouchRange(const Napi::CallbackInfo& info) {
   if (job->stride < sizeof(uint32_t)) throw Napi::RangeError::New(info.Env(), "native: stride too small");
   job->tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
                                             "userfaultfd:touch", 0, 1);
+  // Unreferenced, a toucher blocked in a fault nobody will resolve does not
+  // hold the process open: the loop ends, 'exit' closes the userfaultfd,
+  // and that wakes the thread.
+  if (!info[5].ToBoolean()) job->tsfn.Unref(info.Env());
   // After the TSFN, so it runs before the runtime finalizes it.
   job->hookArg = new std::shared_ptr<TouchJob>(job);
   napi_add_env_cleanup_hook(info.Env(), EnvironmentGone, job->hookArg);
+  job->pins = PinRegions(job->address, job->length);
   std::thread(Touch, job).detach();
   return job->deferred.Promise();
 }
