@@ -183,7 +183,7 @@ describe('register', () => {
       u.close();
       u.close();
       expect(u.closed).toBe(true);
-      expect(() => u.register(m, ['missing'])).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'fd' }));
+      expect(() => u.register(m, ['missing'])).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'ioctl(UFFDIO_REGISTER)' }));
       expect(() => u.unregister(m)).toThrow(expect.objectContaining({ code: 'EBADF' }));
     } finally {
       m.unmap();
