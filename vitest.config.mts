@@ -7,6 +7,7 @@ export default defineConfig({
     // resolved can only hang that process, and tests that could hang run in
     // child processes killed by pid (test/helpers/child.ts).
     pool: 'forks',
+    reporters: ['default', './test/reporters/summary-line.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },
