@@ -11,6 +11,7 @@
 #include "memory/guest_memfd.h"
 #include "memory/memory_syscalls.h"
 #include "memory/region_table.h"
+#include "testing/stress_threads.h"
 #include "testing/thread_id.h"
 #include "testing/touch_threads.h"
 #include "uffd/uffd_handle.h"
@@ -51,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFaultReader(env, exports);
   InitTouchThreads(env, exports);
   InitThreadId(env, exports);
+  InitStressThreads(env, exports);
   return exports;
 }
 

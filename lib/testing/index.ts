@@ -38,3 +38,6 @@ export function threadId(): number {
 
 export { touchInWorker } from './worker-touch';
 export type { WorkerTouch, WorkerTouchOptions } from './worker-touch';
+
+export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
+export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';
