@@ -23,8 +23,10 @@
 // the locking threads stop, and the result is reported through a TSFN.
 //
 // Threads that may stay blocked in a fault are never joined from the JS
-// thread: a detached coordinator joins them. Once the environment is gone
-// (cleanup hook), they stop between pages and nothing calls into it.
+// thread: a detached coordinator joins them. If the environment ends
+// mid-bounce (worker.terminate()), its cleanup hook stops them, resolves
+// every fault they could be blocked in, and waits for them (bounded) before
+// its mappings are unmapped; nothing calls into the environment after that.
 #include <errno.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
