@@ -13,10 +13,11 @@
         "native/faults/fault_reader.cc",
         "native/testing/touch_threads.cc",
         "native/testing/thread_id.cc",
-        "native/testing/fork_child.cc"
+        "native/testing/fork_child.cc",
+        "native/testing/stress_threads.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],
+      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-unused-parameter"],

@@ -60,6 +60,12 @@ export interface NativeAddon {
 
   // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
   forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];
+
+  // testing/stress_threads.cc
+  stressSession(pageSize: number, nrPages: number): StressSession;
+  stressInit(session: StressSession, address: Address): void;
+  stressVerify(session: StressSession, address: Address): (StressMismatch & { badPages: number }) | null;
+  stressBounce(session: StressSession, fd: number, dst: Address, src: Address, threads: number, flags: number, releaseAdvice: number, seed: number): Promise<StressBounceResult>;
 }
 
 /** What a forked test child reported (testing/fork_child.cc). */
@@ -72,6 +78,33 @@ export interface NativeForkResult {
   /** -1, or the index of the step whose system call failed; `error` is its errno. */
   failedStep: number;
   error: number;
+}
+
+/** A native stress session (page geometry and the expected counters); opaque. */
+export type StressSession = { readonly __brand: 'StressSession' };
+
+/** A page field that does not hold what it should (testing/stress_threads.cc). */
+export interface StressMismatch {
+  page: number;
+  field: 'magic' | 'index' | 'count' | 'mutex' | 'pattern';
+  expected: bigint;
+  actual: bigint;
+}
+
+/** What the native side of one stress bounce reports. */
+export interface StressBounceResult {
+  /** Locks taken (counters incremented) per locking thread. */
+  locks: number[];
+  /** Kernel thread ids of the locking threads. */
+  tids: number[];
+  /** Pages the background copiers mapped, found mapped (EEXIST), retried (EAGAIN). */
+  copies: number;
+  copyEexist: number;
+  copyEagain: number;
+  /** UFFDIO_WRITEPROTECT calls of the copiers (one per share in WP mode). */
+  writeProtects: number;
+  corruption: (StressMismatch & { thread: number }) | null;
+  error: { errno: number; syscall: string; page: number } | null;
 }
 
 function load(): NativeAddon {

@@ -62,3 +62,6 @@ export type {
   ForkChildResult,
   ForkedChild,
 } from './fork-child';
+
+export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
+export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';

@@ -77,6 +77,9 @@ void Touch(std::shared_ptr<TouchJob> job) {
   if (job->environmentGone) return;
   job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) {
     // Runs on the JS thread: the job's cleanup hook is still registered.
+    // Wait until Touch() has released the TSFN: once the hook is removed,
+    // nothing would stop a teardown from finalizing it under Release().
+    { std::lock_guard<std::mutex> released(job->mutex); }
     napi_remove_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
     delete static_cast<std::shared_ptr<TouchJob>*>(job->hookArg);
     try {
