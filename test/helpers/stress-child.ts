@@ -1,26 +1,10 @@
-// Runs the built library (dist/) in a separate Node process, killed by pid
-// on a timeout: a broken handler leaves threads blocked in faults, and that
-// must fail the test, not hang the runner.
-// (test/helpers/child.ts on main does the same for any script.)
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+// runStress in a separate Node process (test/helpers/child.ts): a broken
+// handler leaves threads blocked in faults, and that must fail the test, not
+// hang the runner.
 import type { StressOptions, StressResult } from '../../lib/testing';
+import { DIST, runScript } from './child';
 
-const ROOT = resolve(__dirname, '..', '..');
-export const DIST = join(ROOT, 'dist');
-
-/** Throws if dist/ is missing or older than lib/: the child would test stale code. */
-function checkDist(): void {
-  const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
-  for (const src of walk(join(ROOT, 'lib')).filter((f) => f.endsWith('.ts'))) {
-    const out = join(DIST, relative(join(ROOT, 'lib'), src)).replace(/\.ts$/, '.js');
-    if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-      throw new Error(`${relative(ROOT, out)} is missing or older than ${relative(ROOT, src)}: run \`npx tsc -p .\` first`);
-    }
-  }
-}
+export { DIST };
 
 export interface StressChildOutcome<R = unknown> {
   /** The JSON the child printed on a line starting with `RESULT `. */
@@ -32,40 +16,20 @@ export interface StressChildOutcome<R = unknown> {
   stderr: string;
 }
 
-/** Runs `source` (CommonJS; `testing` is dist/testing) with `node -e`, killed by pid after `timeoutMs`. */
-export function runNodeChild(source: string, timeoutMs = 60_000): Promise<StressChildOutcome> {
-  checkDist();
-  const prelude = `const testing = require(${JSON.stringify(join(DIST, 'testing', 'index.js'))});\n`;
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['-e', prelude + source], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = (prefix: string) => stdout.split('\n').find((l) => l.startsWith(prefix))?.slice(prefix.length);
-      const result = line('RESULT ');
-      const error = line('ERROR ');
-      resolvePromise({
-        result: result === undefined ? undefined : JSON.parse(result),
-        error: error === undefined ? undefined : JSON.parse(error),
-        code,
-        signal,
-        timedOut,
-        stderr,
-      });
-    });
-  });
+/** Runs `source` (CommonJS; `testing` is dist/testing) in a child, killed by pid after `timeoutMs`. */
+export async function runNodeChild(source: string, timeoutMs = 60_000): Promise<StressChildOutcome> {
+  const r = await runScript(source, timeoutMs);
+  const line = (prefix: string) => r.stdout.split('\n').find((l) => l.startsWith(prefix))?.slice(prefix.length);
+  const result = line('RESULT ');
+  const error = line('ERROR ');
+  return {
+    result: result === undefined ? undefined : JSON.parse(result),
+    error: error === undefined ? undefined : JSON.parse(error),
+    code: r.code,
+    signal: r.signal,
+    timedOut: r.timedOut,
+    stderr: r.stderr,
+  };
 }
 
 /** runStress(options) in a child process; its result or error. */
