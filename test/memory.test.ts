@@ -96,6 +96,24 @@ describe('anonymous mappings', () => {
     m.unmap();
   });
 
+  it('remap to a fixed address refuses to replace another mapping (EEXIST), and moves to a free one', () => {
+    const m = Mapping.anonymous(2 * PAGE_SIZE);
+    const other = Mapping.anonymous(2 * PAGE_SIZE);
+    other.buffer().fill(3);
+    expect(() => m.remap(2 * PAGE_SIZE, { address: other.address })).toThrow(
+      expect.objectContaining({ code: 'EEXIST', syscall: 'mremap', address: other.address }),
+    );
+    expect(other.buffer()[0]).toBe(3);
+    const hole = Mapping.anonymous(4 * PAGE_SIZE);
+    const free = hole.address;
+    hole.unmap();
+    m.buffer().writeUInt32LE(0x77, 0);
+    expect(m.remap(2 * PAGE_SIZE, { address: free })).toBe(free);
+    expect(m.buffer().readUInt32LE(0)).toBe(0x77);
+    m.unmap();
+    other.unmap();
+  });
+
   it('protect() makes a range read-only, as /proc/self/maps shows', () => {
     const m = Mapping.anonymous(PAGE_SIZE);
     m.buffer()[0] = 3;

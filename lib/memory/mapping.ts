@@ -2,10 +2,14 @@
 // ArrayBuffer views and the calls that take its addresses. The native region
 // table (native/memory/region_table.cc) tracks views in every environment,
 // so unmap() can detach them all before munmap().
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { native } from '../native';
-import { closedError, withRange } from '../errors';
+import { closedError, errnoError, withRange } from '../errors';
 import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf } from '../validate';
 import { MADV, MAP, MREMAP, PAGE_SIZE, protBits, type Advice, type Protection } from './constants';
+
+const { EEXIST } = constants.errno;
 
 export type MappingKind = 'anonymous' | 'shmem' | 'hugetlb' | 'guest_memfd';
 
@@ -173,6 +177,13 @@ export class Mapping {
       target = checkInteger('options.address', opts.address);
       checkAligned('options.address', target, this.pageSize);
       flags |= MREMAP.MAYMOVE | MREMAP.FIXED;
+      // MREMAP_FIXED silently replaces whatever is mapped at the target,
+      // including other mappings of the library and Node's own memory.
+      const own = (start: number, end: number) => start >= this.#address && end <= this.#address + this.#length;
+      const clash = mappedRanges().find(([start, end]) => start < target + bytes && end > target && !own(start, end));
+      if (clash) {
+        throw errnoError(EEXIST, 'mremap', target, bytes, `the destination overlaps 0x${clash[0].toString(16)}-0x${clash[1].toString(16)}, which MREMAP_FIXED would replace`);
+      }
     }
     try {
       this.#address = native.remapRegion(this.id, bytes, flags, target);
@@ -235,4 +246,15 @@ export function mapRegion(hint: number, length: number, prot: number, flags: num
   } catch (err) {
     withRange(err, hint === 0 ? undefined : hint, length);
   }
+}
+
+/** The [start, end) of every mapping of this process, from /proc/self/maps. */
+function mappedRanges(): [number, number][] {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [start, end] = (line.split(' ')[0] as string).split('-');
+      return [parseInt(start as string, 16), parseInt(end as string, 16)] as [number, number];
+    });
 }
