@@ -30,6 +30,7 @@ export interface NativeAddon {
 
   // memory/memory_syscalls.cc
   memfdCreate(name: string, flags: number): number;
+  ownMemoryFd(fd: number): void;
   ftruncate(fd: number, length: number): void;
   madvise(address: Address, length: number, advice: number): void;
   mprotect(address: Address, length: number, prot: number): void;

@@ -26,6 +26,8 @@ namespace {
 void CleanupEnvironment(void* arg) {
   auto* state = static_cast<AddonState*>(arg);
   ReleaseEnvironmentViews(state);
+  for (int fd : state->memoryFds) close(fd);
+  state->memoryFds.clear();
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

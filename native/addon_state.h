@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 
 namespace uffd {
 
@@ -26,6 +27,10 @@ struct AddonState {
   // Fault readers started by this environment (faults/fault_reader.cc).
   std::map<uint32_t, ReaderSlot*> readers;
   uint32_t lastReaderId = 0;
+  // Memory fds (memfd, guest_memfd, hugetlbfs files) this environment opened
+  // and has not closed: a terminated Worker never runs the JavaScript that
+  // would close them, so its cleanup hook does. closeFd() takes an fd out.
+  std::set<int> memoryFds;
 };
 
 AddonState& StateOf(Napi::Env env);

@@ -98,6 +98,7 @@ export class MemoryFile {
       const pageSize = native.hugetlbPageSize(fd);
       if (pageSize === 0) throw new RangeError(`${path} is not on a hugetlbfs mount`);
       native.ftruncate(fd, bytes);
+      native.ownMemoryFd(fd); // closed at environment teardown if close() never runs
       return new MemoryFile(fd, bytes, pageSize);
     } catch (err) {
       closeSync(fd);

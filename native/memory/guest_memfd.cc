@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "../addon_state.h"
 #include "../args.h"
 #include "../errors.h"
 #include "guest_memfd.h"
@@ -37,6 +38,7 @@ Napi::Value GuestMemfdCreate(const Napi::CallbackInfo& info) {
   err = errno;
   close(vm);
   if (fd < 0) ThrowErrno(info.Env(), err, "ioctl(KVM_CREATE_GUEST_MEMFD)");
+  StateOf(info.Env()).memoryFds.insert(fd);
   return Napi::Number::New(info.Env(), fd);
 }
 

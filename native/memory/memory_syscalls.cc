@@ -7,6 +7,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "../addon_state.h"
 #include "../args.h"
 #include "../errors.h"
 #include "memory_syscalls.h"
@@ -20,6 +21,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>().Utf8Value();
   int fd = memfd_create(name.c_str(), static_cast<unsigned>(IntArg(info, 1)));
   if (fd < 0) ThrowErrno(info.Env(), errno, "memfd_create");
+  StateOf(info.Env()).memoryFds.insert(fd);
   return Napi::Number::New(info.Env(), fd);
 }
 
@@ -68,9 +70,18 @@ Napi::Value HugetlbPageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), size);
 }
 
+// ownMemoryFd(fd): an fd opened in JavaScript (a hugetlbfs file) that the
+// environment's teardown must close if JavaScript never does.
+Napi::Value OwnMemoryFd(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 1);
+  StateOf(info.Env()).memoryFds.insert(FdArg(info, 0));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitMemorySyscalls(Napi::Env env, Napi::Object exports) {
+  exports.Set("ownMemoryFd", Napi::Function::New(env, OwnMemoryFd, "ownMemoryFd"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));

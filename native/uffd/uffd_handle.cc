@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../addon_state.h"
 #include "../args.h"
 #include "../errors.h"
 #include "../uapi/userfaultfd_compat.h"
@@ -75,6 +76,7 @@ Napi::Value Unregister(const Napi::CallbackInfo& info) {
 // closeFd(fd). Used for every fd the library owns (uffd, memfd).
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
+  StateOf(info.Env()).memoryFds.erase(FdArg(info, 0));
   if (close(FdArg(info, 0)) < 0) ThrowErrno(info.Env(), errno, "close");
   return info.Env().Undefined();
 }
