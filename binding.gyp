@@ -14,6 +14,7 @@
         "native/testing/touch_threads.cc",
         "native/testing/thread_id.cc",
         "native/testing/fork_child.cc",
+        "native/testing/stress_pages.cc",
         "native/testing/stress_threads.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

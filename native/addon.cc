@@ -11,6 +11,7 @@
 #include "memory/guest_memfd.h"
 #include "memory/memory_syscalls.h"
 #include "memory/region_table.h"
+#include "testing/stress_pages.h"
 #include "testing/stress_threads.h"
 #include "testing/thread_id.h"
 #include "testing/fork_child.h"
@@ -56,6 +57,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTouchThreads(env, exports);
   InitThreadId(env, exports);
   InitForkChild(env, exports);
+  InitStressPages(env, exports);
   InitStressThreads(env, exports);
   return exports;
 }

@@ -46,53 +46,13 @@
 
 #include "../args.h"
 #include "../uapi/userfaultfd_compat.h"
+#include "stress_pages.h"
 #include "stress_threads.h"
 
 namespace uffd {
 namespace {
 
-constexpr uint64_t kMagic = 0x5546464453545253ull;  // "UFFDSTRS"
-constexpr uint64_t kPatternMultiplier = 0x9E3779B97F4A7C15ull;
-
-struct PageHeader {
-  pthread_mutex_t mutex;
-  uint64_t count;
-  uint64_t index;
-  uint64_t magic;
-};
-
-enum Flags : uint32_t { kRandom = 1, kRacing = 2, kWriteProtect = 4 };
-
-// What the fields of a page are called in reports (lib/testing/stress.ts).
-const char* const kFieldNames[] = {"magic", "index", "count", "mutex", "pattern"};
-enum Field { kFieldMagic, kFieldIndex, kFieldCount, kFieldMutex, kFieldPattern };
-
-inline uint64_t PatternWord(uint64_t page, uint64_t word) { return page * kPatternMultiplier ^ word; }
-
-// Words of a page after the header.
-inline size_t FirstPatternWord() { return (sizeof(PageHeader) + 7) / 8; }
-
-// Lives as long as the JS object and every bounce that uses it.
-struct Session {
-  size_t pageSize;
-  size_t nrPages;
-  std::vector<uint64_t> countVerify;
-  std::atomic<bool> running{false};
-};
-
-using SessionRef = std::shared_ptr<Session>;
-
-inline PageHeader* HeaderOf(uintptr_t area, const Session& s, uint64_t page) {
-  return reinterpret_cast<PageHeader*>(area + page * s.pageSize);
-}
-
-struct Mismatch {
-  bool found = false;
-  uint64_t page = 0;
-  Field field = kFieldMagic;
-  uint64_t expected = 0;
-  uint64_t actual = 0;
-};
+using namespace stress;
 
 struct BounceJob {
   SessionRef session;
@@ -329,17 +289,6 @@ void EnvironmentGone(void* arg) {
   Quiesce(*job);
 }
 
-Napi::Value BigU64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
-
-Napi::Object MismatchObject(Napi::Env env, const Mismatch& m) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("page", Napi::Number::New(env, static_cast<double>(m.page)));
-  o.Set("field", Napi::String::New(env, kFieldNames[m.field]));
-  o.Set("expected", BigU64(env, m.expected));
-  o.Set("actual", BigU64(env, m.actual));
-  return o;
-}
-
 void Report(JobRef job) {
   job->session->running.store(false);
   std::lock_guard<std::mutex> lock(job->mutex);
@@ -413,90 +362,6 @@ void Coordinate(JobRef job) {
   Report(job);
 }
 
-SessionRef& SessionArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsExternal()) throw Napi::TypeError::New(info.Env(), "native: argument " + std::to_string(i) + " must be a stress session");
-  return *info[i].As<Napi::External<SessionRef>>().Data();
-}
-
-// stressSession(pageSize, nrPages) -> an opaque session (countVerify lives here).
-Napi::Value StressSession(const Napi::CallbackInfo& info) {
-  CheckArgCount(info, 2);
-  auto session = std::make_shared<Session>();
-  session->pageSize = UintArg(info, 0);
-  session->nrPages = UintArg(info, 1);
-  if (session->pageSize < 4096 || session->pageSize % 8 != 0 || session->nrPages == 0) {
-    throw Napi::RangeError::New(info.Env(), "native: bad stress session geometry");
-  }
-  session->countVerify.assign(session->nrPages, 1);
-  return Napi::External<SessionRef>::New(info.Env(), new SessionRef(session),
-                                         [](Napi::Env, SessionRef* ref) { delete ref; });
-}
-
-// stressInit(session, address): writes every page's header (unlocked mutex,
-// count 1, index, magic) and pattern, and resets countVerify to 1.
-Napi::Value StressInit(const Napi::CallbackInfo& info) {
-  CheckArgCount(info, 2);
-  Session& s = *SessionArg(info, 0);
-  uintptr_t area = UintArg(info, 1);
-  if (s.running.load()) throw Napi::Error::New(info.Env(), "native: a bounce is running on this session");
-  const size_t words = s.pageSize / 8;
-  for (uint64_t page = 0; page < s.nrPages; page++) {
-    PageHeader* h = HeaderOf(area, s, page);
-    pthread_mutex_init(&h->mutex, nullptr);
-    h->count = 1;
-    h->index = page;
-    h->magic = kMagic;
-    auto* w = reinterpret_cast<uint64_t*>(h);
-    for (size_t i = FirstPatternWord(); i < words; i++) w[i] = PatternWord(page, i);
-    s.countVerify[page] = 1;
-  }
-  return info.Env().Undefined();
-}
-
-// stressVerify(session, address) -> null, or the first wrong field and the
-// number of wrong pages. Every mutex must be unlocked by now.
-Napi::Value StressVerify(const Napi::CallbackInfo& info) {
-  CheckArgCount(info, 2);
-  Session& s = *SessionArg(info, 0);
-  uintptr_t area = UintArg(info, 1);
-  if (s.running.load()) throw Napi::Error::New(info.Env(), "native: a bounce is running on this session");
-  const size_t words = s.pageSize / 8;
-  Mismatch first;
-  uint64_t badPages = 0;
-  for (uint64_t page = 0; page < s.nrPages; page++) {
-    const PageHeader* h = HeaderOf(area, s, page);
-    Mismatch m;
-    // glibc: the first int of the mutex is the lock word, 0 when unlocked.
-    int lockWord;
-    memcpy(&lockWord, &h->mutex, sizeof lockWord);
-    if (h->magic != kMagic) {
-      m = {true, page, kFieldMagic, kMagic, h->magic};
-    } else if (h->index != page) {
-      m = {true, page, kFieldIndex, page, h->index};
-    } else if (h->count != s.countVerify[page]) {
-      m = {true, page, kFieldCount, s.countVerify[page], h->count};
-    } else if (lockWord != 0) {
-      m = {true, page, kFieldMutex, 0, static_cast<uint64_t>(static_cast<uint32_t>(lockWord))};
-    } else {
-      auto* w = reinterpret_cast<const uint64_t*>(h);
-      for (size_t i = FirstPatternWord(); i < words; i++) {
-        if (w[i] != PatternWord(page, i)) {
-          m = {true, page, kFieldPattern, PatternWord(page, i), w[i]};
-          break;
-        }
-      }
-    }
-    if (m.found) {
-      if (!first.found) first = m;
-      badPages++;
-    }
-  }
-  if (!first.found) return info.Env().Null();
-  Napi::Object r = MismatchObject(info.Env(), first);
-  r.Set("badPages", Napi::Number::New(info.Env(), static_cast<double>(badPages)));
-  return r;
-}
-
 // stressBounce(session, fd, dst, src, threads, flags, releaseAdvice, seed)
 // -> Promise<result>. Starts `threads` locking threads and as many
 // background copiers (at most one per page) on a detached coordinator.
@@ -535,9 +400,6 @@ Napi::Value StressBounce(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitStressThreads(Napi::Env env, Napi::Object exports) {
-  exports.Set("stressSession", Napi::Function::New(env, StressSession, "stressSession"));
-  exports.Set("stressInit", Napi::Function::New(env, StressInit, "stressInit"));
-  exports.Set("stressVerify", Napi::Function::New(env, StressVerify, "stressVerify"));
   exports.Set("stressBounce", Napi::Function::New(env, StressBounce, "stressBounce"));
 }
 
