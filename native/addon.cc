@@ -17,6 +17,8 @@
 #include "testing/fork_child.h"
 #include "testing/touch_threads.h"
 #include "uffd/uffd_handle.h"
+#include "net/fd_poll.h"
+#include "net/unix_socket.h"
 
 namespace uffd {
 
@@ -59,6 +61,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitForkChild(env, exports);
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
+  InitUnixSocket(env, exports);
+  InitFdPoll(env, exports);
   return exports;
 }
 

@@ -13,6 +13,7 @@
 namespace uffd {
 
 struct ReaderSlot;
+struct PollWatcher;
 
 struct AddonState {
   // The thread that runs this environment's JavaScript. A fault raised by it
@@ -31,6 +32,12 @@ struct AddonState {
   // and has not closed: a terminated Worker never runs the JavaScript that
   // would close them, so its cleanup hook does. closeFd() takes an fd out.
   std::set<int> memoryFds;
+  // Sockets, received fds and pidfds of net/ (closed at teardown unless
+  // JavaScript closed or handed them on), and fd watchers on this
+  // environment's loop (net/fd_poll.cc).
+  std::set<int> netFds;
+  std::map<uint32_t, PollWatcher*> pollWatchers;
+  uint32_t lastPollWatcherId = 0;
 };
 
 AddonState& StateOf(Napi::Env env);
