@@ -11,6 +11,7 @@
 #include "memory/guest_memfd.h"
 #include "memory/memory_syscalls.h"
 #include "memory/region_table.h"
+#include "pager/pager_core.h"
 #include "testing/stress_pages.h"
 #include "testing/stress_threads.h"
 #include "testing/thread_id.h"
@@ -59,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitForkChild(env, exports);
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
+  pager::InitPager(env, exports);
   return exports;
 }
 
