@@ -17,7 +17,10 @@
         "native/testing/stress_pages.cc",
         "native/testing/stress_threads.cc",
         "native/net/unix_socket.cc",
-        "native/net/fd_poll.cc"
+        "native/net/fd_poll.cc",
+        "native/pager/pager_core.cc",
+        "native/pager/pager_shared.cc",
+        "native/pager/pager_binding.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

@@ -29,3 +29,7 @@ export type { PeerCredentials, ReceivedMessage, ReceiveOptions, SendOptions, Con
 export { ReceivedFd } from './net/received-fd';
 export { parseRegions, FirecrackerHandshakeError } from './firecracker/regions';
 export type { GuestRegion } from './firecracker/regions';
+export { Pager } from './pager/pager';
+export type { PagerOptions, ServedRange, PagerFailure, PrefetchOptions, PrefetchResult, FailurePolicy } from './pager/pager';
+export type { PagerSource, PageReader, PageRequest, PageBytes } from './pager/sources';
+export type { PagerStats } from './pager/stats';

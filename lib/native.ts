@@ -55,6 +55,21 @@ export interface NativeAddon {
   readerSetPolicy(id: number, policy: number): void;
   readerStatus(id: number): [resolvedByReader: number, readErrno: number];
 
+  // pager/pager_binding.cc (lib/pager/)
+  pagerCreate(readerId: number, uffd: number, onNotes: () => void, readAheadMin: number, readAheadMax: number, onFailure: number, afterRemove: number, statsIntervalMs: number): number;
+  pagerServe(id: number, start: Address, length: number, pageSize: number, offset: number, kind: number, data: ArrayBufferView | ArrayBuffer | number | undefined, tag: number): boolean;
+  pagerUnserve(id: number, start: Address, length: number): number;
+  /** [start, end, offset, kind] per served range. */
+  pagerRanges(id: number): Float64Array;
+  pagerStats(id: number): NativePagerStats;
+  /** 8 doubles per note (lib/pager/notes.ts). */
+  pagerDrain(id: number): Float64Array;
+  pagerComplete(id: number, request: number, data: ArrayBufferView | ArrayBuffer | null): number;
+  pagerPrefetch(id: number, start: Address, end: Address): number;
+  pagerStopPrefetch(id: number, prefetchId: number): void;
+  pagerRef(id: number, ref: boolean): void;
+  pagerClose(id: number): void;
+
   // testing/touch_threads.cc, testing/thread_id.cc
   threadId(): number;
   touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean): Promise<{ tid: number; values: Uint32Array }>;
@@ -90,6 +105,24 @@ export interface NativeAddon {
   pollUpdate(id: number, events: number): void;
   pollStop(id: number): void;
   pollRef(id: number, ref: boolean): void;
+}
+
+/** Counters of a pager (pager/pager_binding.cc). */
+export interface NativePagerStats {
+  faults: number;
+  bytes: number;
+  readAheadPages: number;
+  prefetchedBytes: number;
+  eexist: number;
+  eagain: number;
+  failures: number;
+  functionFaults: number;
+  minorFaults: number;
+  forks: number;
+  /** Faults per 2^i ns bucket, i = 0..39. */
+  latency: Float64Array;
+  /** [tid, faults] pairs. */
+  threads: Float64Array;
 }
 
 /** What a forked test child reported (testing/fork_child.cc). */

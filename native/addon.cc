@@ -11,6 +11,7 @@
 #include "memory/guest_memfd.h"
 #include "memory/memory_syscalls.h"
 #include "memory/region_table.h"
+#include "pager/pager_core.h"
 #include "testing/stress_pages.h"
 #include "testing/stress_threads.h"
 #include "testing/thread_id.h"
@@ -63,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitStressThreads(env, exports);
   InitUnixSocket(env, exports);
   InitFdPoll(env, exports);
+  pager::InitPager(env, exports);
   return exports;
 }
 

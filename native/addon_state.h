@@ -14,6 +14,9 @@ namespace uffd {
 
 struct ReaderSlot;
 struct PollWatcher;
+namespace pager {
+struct PagerSlot;
+}
 
 struct AddonState {
   // The thread that runs this environment's JavaScript. A fault raised by it
@@ -38,6 +41,9 @@ struct AddonState {
   std::set<int> netFds;
   std::map<uint32_t, PollWatcher*> pollWatchers;
   uint32_t lastPollWatcherId = 0;
+  // Pagers of this environment (pager/pager_binding.cc), by id.
+  std::map<uint32_t, pager::PagerSlot*> pagers;
+  uint32_t lastPagerId = 0;
 };
 
 AddonState& StateOf(Napi::Env env);

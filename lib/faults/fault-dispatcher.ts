@@ -42,6 +42,11 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     native.readerSetPolicy(this.#readerId, POLICY_CODES[policy]);
   }
 
+  /** The native reader's id (0 once stopped): a Pager attaches to it. */
+  get readerId(): number {
+    return this.#readerId;
+  }
+
   /** Faults the reader resolved for the JS thread so far. */
   get resolvedByReader(): number {
     return native.readerStatus(this.#readerId)[0];

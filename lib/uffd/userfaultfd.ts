@@ -136,6 +136,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
   #policy: JsThreadFaultPolicy;
   /** The fd came from another process: its ranges are in that process's address space. */
   #foreign = false;
+  #beforeClose = new Set<() => void>();
 
   private constructor(fd: number, openedVia: 'device' | 'syscall' | 'fd', userModeOnly: boolean, n: Negotiated, policy: JsThreadFaultPolicy, registrations: RegistrationSet) {
     this.#fd = fd;
@@ -403,6 +404,14 @@ export class Userfaultfd implements ioctl.IoctlTarget {
    */
   close(): void {
     if (this.#fd < 0) return;
+    // A pager attached to the reader detaches first (lib/pager/).
+    for (const hook of [...this.#beforeClose]) {
+      try {
+        hook();
+      } catch {
+        // Closing must go on: the fd and its blocked threads matter more.
+      }
+    }
     const fd = this.#fd;
     this.#fd = -1;
     openHandles.delete(this);
@@ -423,6 +432,22 @@ export class Userfaultfd implements ioctl.IoctlTarget {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
+  }
+
+  /**
+   * @internal For lib/pager/: the id of the native reader thread, to which a
+   * Pager attaches as a fault filter (it resolves the faults of its ranges
+   * there and passes everything else on to events()). EBADF once closed.
+   */
+  readerIdFor(syscall: string): number {
+    this.fdFor(syscall);
+    return this.#dispatcher.readerId;
+  }
+
+  /** @internal Runs `hook` when close() starts, before the reader stops; returns a remover. */
+  beforeClose(hook: () => void): () => void {
+    this.#beforeClose.add(hook);
+    return () => this.#beforeClose.delete(hook);
   }
 
   /** @internal IoctlTarget: the fd, or EBADF naming `syscall` once closed. */

@@ -147,17 +147,30 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
   ioctl(uffd_, UFFDIO_WAKE, &range);
 }
 
+bool FaultReader::SetFilter(std::shared_ptr<FaultFilter> filter) {
+  std::lock_guard<std::mutex> lock(filterMutex_);
+  if (filter && filter_) return false;
+  filter_ = std::move(filter);
+  return true;
+}
+
 void FaultReader::Run() {
   uffd_msg msgs[kBatch];
   pollfd fds[2] = {{uffd_, POLLIN, 0}, {stopFd_, POLLIN, 0}};
+  bool deferred = false;  // the filter has faults to retry
   for (;;) {
-    int ready = poll(fds, 2, -1);
+    int ready = poll(fds, 2, deferred ? 1 : -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       readError_ = errno;
       break;
     }
     if (fds[1].revents) break;
+    if (ready == 0) {
+      std::lock_guard<std::mutex> lock(filterMutex_);
+      deferred = filter_ ? filter_->RetryDeferred(uffd_) : false;
+      continue;
+    }
     if (fds[0].revents & (POLLERR | POLLNVAL)) {
       readError_ = EBADF;
       Deliver(nullptr, 0);
@@ -171,6 +184,14 @@ void FaultReader::Run() {
       break;
     }
     size_t n = static_cast<size_t>(bytes) / sizeof(uffd_msg);
+    {
+      std::lock_guard<std::mutex> lock(filterMutex_);
+      if (filter_) {
+        n = filter_->Filter(uffd_, msgs, n);
+        deferred = filter_->RetryDeferred(uffd_);
+      }
+    }
+    if (n == 0) continue;
     for (size_t i = 0; i < n; i++) {
       msgs[i].reserved1 = 0;
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT && jsThreadId_ != 0 &&
@@ -288,6 +309,12 @@ Napi::Value ReaderStatus(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+FaultReader* FindReader(Napi::Env env, uint32_t id) {
+  auto& readers = ReadersOf(env);
+  auto it = readers.find(id);
+  return it == readers.end() ? nullptr : it->second->reader.get();
+}
 
 void InitFaultReader(Napi::Env env, Napi::Object exports) {
   exports.Set("readerStart", Napi::Function::New(env, ReaderStart, "readerStart"));

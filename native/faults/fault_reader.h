@@ -15,8 +15,11 @@
 
 #include <atomic>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
+
+#include "fault_filter.h"
 
 namespace uffd {
 
@@ -51,6 +54,11 @@ class FaultReader {
   void Release() { tsfn_.Release(); }
   // The userfaultfd this reader reads (owned by lib/, except at teardown).
   int Fd() const { return uffd_; }
+  // Lends the message stream to a native filter (a pager) or takes it back
+  // (nullptr). Returns false if another filter is attached. When this
+  // returns, the reader thread no longer uses the previous filter.
+  bool SetFilter(std::shared_ptr<FaultFilter> filter);
+  pid_t JsThreadId() const { return jsThreadId_; }
 
  private:
   void Run();
@@ -69,8 +77,13 @@ class FaultReader {
   bool signalled_ = false;  // a call into JS is pending; under mutex_
   std::thread thread_;
   bool stopped_ = false;
+  // Held by the reader thread while a filter handles a batch.
+  std::mutex filterMutex_;
+  std::shared_ptr<FaultFilter> filter_;
 };
 
 void InitFaultReader(Napi::Env env, Napi::Object exports);
+// The environment's reader with this id (readerStart), or nullptr.
+FaultReader* FindReader(Napi::Env env, uint32_t id);
 
 }  // namespace uffd
