@@ -33,3 +33,5 @@ export { Pager } from './pager/pager';
 export type { PagerOptions, ServedRange, PagerFailure, PrefetchOptions, PrefetchResult, FailurePolicy } from './pager/pager';
 export type { PagerSource, PageReader, PageRequest, PageBytes } from './pager/sources';
 export type { PagerStats } from './pager/stats';
+export { FirecrackerHandler, FirecrackerSession } from './firecracker/handler';
+export type { FirecrackerHandlerOptions, SessionEnd, SessionEndReason } from './firecracker/handler';

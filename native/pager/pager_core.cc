@@ -390,6 +390,7 @@ size_t Core::Filter(int uffd, uffd_msg* msgs, size_t n) {
   size_t kept = 0;
   {
     std::unique_lock<std::mutex> lock(mutex_);
+    ZeroRemovedFirst(msgs, n);
     for (size_t i = 0; i < n; i++) {
       bool keep;
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
@@ -409,6 +410,25 @@ size_t Core::Filter(int uffd, uffd_msg* msgs, size_t n) {
   }
   shared_->StatsTick();
   return kept;
+}
+
+// Reading a REMOVE event lets the madvise() that raised it go on and zap
+// the pages, so a fault read in the same batch (typically a duplicate of a
+// fault already resolved: several threads faulted on the page) could be
+// served from the source after the zap and leave stale contents in a range
+// the guest gave back. With afterRemove 'zero' the batch's REMOVEs are
+// applied before any of its faults (HandleEvent applies them again, to no
+// effect, in order). Faults read before the REMOVE was read were handled
+// before the zap, and deferred ones look their range up again when retried.
+void Core::ZeroRemovedFirst(const uffd_msg* msgs, size_t n) {
+  if (shared_->config.afterRemove != AfterRemove::kZero) return;
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i].event != UFFD_EVENT_REMOVE) continue;
+    std::vector<Range> removed;
+    Cut(msgs[i].arg.remove.start, msgs[i].arg.remove.end, &removed);
+    for (Range& r : removed) r.source = shared_->zeroSource;
+    Insert(std::move(removed));
+  }
 }
 
 bool Core::RetryDeferred(int uffd) {

@@ -140,6 +140,7 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
   };
   Outcome HandleFault(int fd, const uffd_msg& msg, uint64_t t0);
   bool HandleEvent(const uffd_msg& msg);  // true: also deliver it to JavaScript
+  void ZeroRemovedFirst(const uffd_msg* msgs, size_t n);
   void Fail(int fd, const Range& range, uint64_t page, int err, bool shortRead);
   Range* Find(uint64_t address);
   void Cut(uint64_t start, uint64_t end, std::vector<Range>* removed);
