@@ -264,6 +264,8 @@ export class FirecrackerHandler extends EventEmitter<{ reject: [Rejection] }> {
       exitWatch.abort();
       for (const f of fds) f.close();
       uffd?.close();
+      // Who sent it: the caller may kill it (its first fault would hang).
+      if (err instanceof Error) (err as Error & { peerPid?: number }).peerPid = conn.peer.pid;
       throw err;
     }
   }

@@ -29,6 +29,8 @@ const ADDRESS_LIMIT = 2 ** 56;
 /** The handshake broke the protocol: what was wrong, and where. */
 export class FirecrackerHandshakeError extends Error {
   readonly code = 'ERR_FIRECRACKER_HANDSHAKE';
+  /** The pid of the process that sent it, when it came over a socket. */
+  peerPid?: number;
   constructor(message: string) {
     super(message);
     this.name = 'FirecrackerHandshakeError';
