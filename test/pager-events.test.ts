@@ -162,3 +162,59 @@ describe('Pager and events', () => {
       pager.close();
     }));
 });
+
+describe('Pager races', () => {
+  it('threads touching while the JS thread keeps discarding pages (REMOVE, EAGAIN): every page ends right, no hang', () =>
+    withHarness(async (h) => {
+      const pages = 512;
+      const r = h.region('anon', pages);
+      h.uffd.register(r.mapping, ['missing']);
+      const data = pattern(r.length, SEED + 11);
+      const pager = pagerFor(h, { afterRemove: 'source' });
+      pager.serve(r.mapping, { kind: 'buffer', buffer: data });
+      let rounds = 0;
+      let done = false;
+      const touches = [0, 1, 2].map(async (i) => {
+        for (let n = 0; n < 5; n++) {
+          const t = await h.finished(h.touch(r.mapping.address, r.length, { stride: PAGE_SIZE * (i + 1) }));
+          expect([...t.values]).toEqual(firstWords(data, PAGE_SIZE, PAGE_SIZE * (i + 1)));
+        }
+      });
+      const discard = (async () => {
+        while (!done) {
+          const at = (rounds * 37) % (pages - 16);
+          r.mapping.madvise('DONTNEED', at * PAGE_SIZE, 16 * PAGE_SIZE);
+          rounds++;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      await Promise.all(touches);
+      done = true;
+      await discard;
+      await h.finished(h.touch(r.mapping.address, r.length));
+      expect(Buffer.from(r.mapping.buffer()).equals(data)).toBe(true);
+      expect(rounds).toBeGreaterThan(0);
+      pager.close();
+    }, EVENTS));
+
+  // A shared mapping keeps its pages in the page cache across DONTNEED:
+  // MADV_REMOVE is what discards them (and sends REMOVE).
+  it('hugetlb: madvise(REMOVE) of a served huge page, then re-touch reads zeros', async (ctx) => {
+    const { hugetlbSkipReason } = await import('./helpers/hugepages');
+    const reason = hugetlbSkipReason(4);
+    if (reason) ctx.skip(reason);
+    await withHarness(async (h) => {
+      const r = h.region('hugetlb', 2);
+      h.uffd.register(r.mapping, ['missing']);
+      const data = pattern(r.length, SEED + 12);
+      const pager = pagerFor(h);
+      pager.serve(r.mapping, { kind: 'buffer', buffer: data });
+      await h.finished(h.touch(r.mapping.address, r.length, { stride: r.pageSize }));
+      r.mapping.madvise('REMOVE', r.pageSize, r.pageSize);
+      const t = await h.finished(h.touch(r.mapping.address, r.length, { stride: r.pageSize }));
+      expect([...t.values]).toEqual([data.readUInt32LE(0), 0]);
+      expect(r.read(1).equals(Buffer.alloc(r.pageSize))).toBe(true);
+      pager.close();
+    }, EVENTS);
+  });
+});
