@@ -145,3 +145,28 @@ describe('Pager prefetch', () => {
       expect(await p).toMatchObject({ stopped: true });
     }));
 });
+
+describe('Pager stats', () => {
+  it("'stats' events while faults are served, with statsIntervalMs", () =>
+    withHarness(async (h) => {
+      const r = h.region('anon', 64);
+      h.uffd.register(r.mapping, ['missing']);
+      const pager = pagerFor(h, { readAhead: false, statsIntervalMs: 1 });
+      const seen: number[] = [];
+      pager.on('stats', (s: { faults: number }) => seen.push(s.faults));
+      pager.serve(r.mapping, { kind: 'zero' });
+      for (let i = 0; i < 8; i++) {
+        await h.finished(h.touch(r.page(i * 8), 8 * 4096));
+        await new Promise((resolve) => setTimeout(resolve, 3));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((n, i) => n >= 1 && (i === 0 || n >= seen[i - 1]))).toBe(true);
+      const s = pager.stats();
+      expect(s.faults).toBe(64);
+      expect([...s.threads.values()].reduce((a, b) => a + b, 0)).toBe(64);
+      expect(s.latency.reduce((a, b) => a + b, 0)).toBe(64);
+      expect(s.latencyP99Ns).toBeGreaterThanOrEqual(s.latencyP50Ns);
+      pager.close();
+    }));
+});

@@ -147,4 +147,21 @@ describe('Pager safety', () => {
     expect(r.code, describeChild(r)).toBe(0);
     expect(jsonLines(r)).toEqual([{ terminated: true }]);
   });
+
+  it('a serving pager keeps the process alive; unref() lets it end', async () => {
+    const script = (unref: boolean) => `${COMMON}
+      const uffd = Userfaultfd.open();
+      const m = Mapping.anonymous(PAGE_SIZE);
+      uffd.register(m, ['missing']);
+      const pager = Pager.create(uffd);
+      pager.serve(m, { kind: 'zero' });
+      ${unref ? 'pager.unref();' : ''}
+      out({ serving: true });
+    `;
+    const held = await runScript(script(false), 1500);
+    expect(held.timedOut, describeChild(held)).toBe(true);
+    const free = await runScript(script(true));
+    expect(free.timedOut, describeChild(free)).toBe(false);
+    expect(free.code, describeChild(free)).toBe(0);
+  });
 });

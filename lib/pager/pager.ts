@@ -11,6 +11,7 @@
  *   pager.stats()                               // faults, bytes, read-ahead, per thread, latency histogram
  *   pager.on('failure', (f: PagerFailure) => …) // a source failed; the page was poisoned or zeroed
  *   pager.on('remap' | 'remove' | 'unmap' | 'fork' | 'stats', …)
+ *   pager.ref() / pager.unref()                 // serving holds the event loop (default), as a server does
  *   pager.close()  /  await using pager         // idempotent; uffd.close() closes it too
  *
  * How it runs: the pager attaches to the uffd's native reader thread as a
@@ -113,6 +114,9 @@ export class Pager extends EventEmitter {
   #readers = new Map<number, PageReader>();
   #keep = new Set<unknown>();
   #prefetches = new Map<number, PendingPrefetch>();
+  #refed = true;
+  #serving = false;
+  #loopRef = false;
 
   /** Same as `new Pager(uffd, options)`. */
   static create(uffd: Userfaultfd, options?: PagerOptions): Pager {
@@ -183,6 +187,8 @@ export class Pager extends EventEmitter {
     }
     if (prepared.read) this.#readers.set(tag, prepared.read);
     if (prepared.keep) this.#keep.add(prepared.keep);
+    this.#serving = true;
+    this.#updateLoopRef();
     return { address, length, offset: prepared.offset, kind: prepared.kind };
   }
 
@@ -229,7 +235,6 @@ export class Pager extends EventEmitter {
     }
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal.reason));
     const prefetchId = native.pagerPrefetch(id, start, end);
-    if (this.#prefetches.size === 0) native.pagerRef(id, true);
     return new Promise<PrefetchResult>((resolve, reject) => {
       const onAbort = (): void => {
         if (!this.#closed) native.pagerStopPrefetch(id, prefetchId);
@@ -238,7 +243,26 @@ export class Pager extends EventEmitter {
       };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.#prefetches.set(prefetchId, { resolve, reject, cleanup: () => opts.signal?.removeEventListener('abort', onAbort) });
+      this.#updateLoopRef();
     });
+  }
+
+  /**
+   * While it serves ranges, a pager keeps the event loop alive (default), as
+   * a listening server does: the process must live on for the memory it
+   * serves (its 'exit' closes the uffd). unref() lets the process exit
+   * anyway; a running prefetch always holds the loop.
+   */
+  ref(): this {
+    this.#refed = true;
+    this.#updateLoopRef();
+    return this;
+  }
+
+  unref(): this {
+    this.#refed = false;
+    this.#updateLoopRef();
+    return this;
   }
 
   stats(): PagerStats {
@@ -286,8 +310,16 @@ export class Pager extends EventEmitter {
     if (!p) return undefined;
     p.cleanup();
     this.#prefetches.delete(prefetchId);
-    if (this.#prefetches.size === 0 && !this.#closed) native.pagerRef(this.#id, false);
+    this.#updateLoopRef();
     return p;
+  }
+
+  #updateLoopRef(): void {
+    if (this.#closed) return;
+    const want = (this.#refed && this.#serving) || this.#prefetches.size > 0;
+    if (want === this.#loopRef) return;
+    this.#loopRef = want;
+    native.pagerRef(this.#id, want);
   }
 
   #onNotes(): void {
