@@ -22,6 +22,6 @@ export { probeSupport, requiredFeatures, MEMORY_TYPES, MODES } from './doctor/su
 export type { DoctorReport, MemoryType, Support, SupportMatrix } from './doctor/support-matrix';
 export type { EnvironmentReport, HugetlbPool, OpenAttempt } from './doctor/environment';
 export { Pager } from './pager/pager';
-export type { PagerOptions, ServedRange, PagerFailure, PrefetchOptions, PrefetchResult, FailurePolicy } from './pager/pager';
+export type { PagerOptions, ServeOptions, ServedRange, PagerFailure, PrefetchOptions, PrefetchResult, FailurePolicy } from './pager/pager';
 export type { PagerSource, PageReader, PageRequest, PageBytes } from './pager/sources';
 export type { PagerStats } from './pager/stats';

@@ -56,6 +56,9 @@ describe('Pager bad input', () => {
       uffd.register(wp, ['wp']);
       expect(() => pager.serve(wp, zero)).toThrow(/write-protect faults only/);
       wp.unmap();
+      expect(() => pager.serve(m, zero, { pageSize: 8192 })).toThrow(RangeError);
+      expect(() => pager.serve(m, zero, { pageSize: '4096' as unknown as number })).toThrow(TypeError);
+      expect(() => pager.serve(m, zero, 'fast' as never)).toThrow(TypeError);
     } finally {
       dispose();
     }

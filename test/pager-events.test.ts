@@ -3,11 +3,24 @@
 // (REMAP: the range follows), munmap (UNMAP: dropped), fork (the child's
 // uffd is served natively with the same sources), and events still reaching
 // uffd.events().
+import { readdirSync, readlinkSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE } from '../lib/index';
 import { forkChild, type ForkedChild } from '../lib/testing/index';
 import { withHarness } from './helpers/harness';
 import { SEED, firstWords, pagerFor, pattern } from './helpers/pager';
+
+/** Open userfaultfds of this process. */
+function userfaultfdCount(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[userfaultfd]';
+    } catch {
+      return false;
+    }
+  }).length;
+}
 
 const EVENTS = { features: ['EVENT_REMOVE', 'EVENT_REMAP', 'EVENT_UNMAP', 'EVENT_FORK'] as const };
 const children: ForkedChild[] = [];
@@ -113,6 +126,7 @@ describe('Pager and events', () => {
       // The parent touched page 0 before the fork: the child inherits it.
       await h.finished(h.touch(r.mapping.address, PAGE_SIZE));
       const to = freeAddress(r.length);
+      const fdsBefore = userfaultfdCount();
       const child = forkChild([
         { op: 'read', address: r.mapping.address, length: 4 * PAGE_SIZE },
         { op: 'madvise', address: r.page(1), length: PAGE_SIZE, advice: 'DONTNEED' },
@@ -130,6 +144,9 @@ describe('Pager and events', () => {
       expect(pager.stats().forks).toBe(1);
       // The parent's range did not move.
       expect(pager.ranges()).toEqual([{ address: r.mapping.address, length: r.length, offset: 0, kind: 'buffer' }]);
+      // The child's server notices the exit (within a second) and closes its uffd.
+      for (let i = 0; i < 60 && userfaultfdCount() > fdsBefore; i++) await sleep(50);
+      expect(userfaultfdCount()).toBe(fdsBefore);
       pager.close();
     }, EVENTS));
 

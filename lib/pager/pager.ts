@@ -3,7 +3,8 @@
  *
  * API (stable):
  *   const pager = Pager.create(uffd, { readAhead?, onFailure?, afterRemove?, statsIntervalMs? });
- *   pager.serve({ address, length }, source)   // source: see PagerSource in ./sources
+ *   pager.serve({ address, length }, source, { pageSize? })  // source: see PagerSource in ./sources;
+ *                                               // pageSize: for ranges registered by another process
  *     { kind: 'zero' } | { kind: 'buffer', buffer, offset? } | { kind: 'file', path | fd, offset? }
  *     | { kind: 'memoryFile', file, offset? } | { kind: 'function', read(address, length, { offset, threadId, write }) }
  *   pager.unserve({ address, length })          // faults there go back to uffd.events()
@@ -62,6 +63,18 @@ export interface PagerOptions {
   /** Emit 'stats' at most this often while faults are served (0, the default: never). */
   statsIntervalMs?: number;
 }
+
+export interface ServeOptions {
+  /**
+   * The page size of a range this process's Userfaultfd object does not
+   * know as registered (it was registered by the process that sent the
+   * uffd): 4096, 2 MiB or 1 GiB. Without it the range must lie inside one of
+   * `uffd.registrations`.
+   */
+  pageSize?: number;
+}
+
+const PAGE_SIZES = [PAGE_SIZE, 2 << 20, 1 << 30];
 
 export interface ServedRange {
   readonly address: number;
@@ -163,20 +176,30 @@ export class Pager extends EventEmitter {
    * `source`. Minor faults are resolved with CONTINUE whatever the source:
    * the page cache already holds the page.
    */
-  serve(range: RangeLike, source: PagerSource): ServedRange {
+  serve(range: RangeLike, source: PagerSource, options?: ServeOptions): ServedRange {
     const id = this.#idFor('serve');
     const { address, length } = this.#range(range, 'serve');
-    const reg = this.uffd.registrationFor(address, length, 'serve');
-    checkAligned('range.address', address, reg.pageSize);
-    checkAligned('range.length', length, reg.pageSize);
-    if (!reg.modes.has('missing') && !reg.modes.has('minor')) {
-      throw new RangeError(`serve: 0x${address.toString(16)}+0x${length.toString(16)} is registered for write-protect faults only; register it with 'missing' or 'minor'`);
+    const opts = checkObject<ServeOptions>('options', options);
+    let pageSize: number;
+    if (opts.pageSize !== undefined) {
+      // Registered elsewhere (another process, before the uffd was sent here):
+      // the kernel is the judge.
+      pageSize = checkInteger('options.pageSize', opts.pageSize, PAGE_SIZE);
+      if (!PAGE_SIZES.includes(pageSize)) throw new RangeError(`options.pageSize must be one of ${PAGE_SIZES.join(', ')} (got ${pageSize})`);
+    } else {
+      const reg = this.uffd.registrationFor(address, length, 'serve');
+      pageSize = reg.pageSize;
+      if (!reg.modes.has('missing') && !reg.modes.has('minor')) {
+        throw new RangeError(`serve: 0x${address.toString(16)}+0x${length.toString(16)} is registered for write-protect faults only; register it with 'missing' or 'minor'`);
+      }
     }
+    checkAligned('range.address', address, pageSize);
+    checkAligned('range.length', length, pageSize);
     const prepared = prepareSource(source, length);
     const tag = ++this.#tags;
     let served: boolean;
     try {
-      served = native.pagerServe(id, address, length, reg.pageSize, prepared.offset, prepared.code, prepared.data, tag);
+      served = native.pagerServe(id, address, length, pageSize, prepared.offset, prepared.code, prepared.data, tag);
     } catch (err) {
       withRange(err, address, length);
     } finally {
@@ -276,6 +299,7 @@ export class Pager extends EventEmitter {
    */
   close(): void {
     if (this.#closed) return;
+    const last = this.listenerCount('stats') > 0 ? this.stats() : undefined;
     this.#closed = true;
     this.#removeHook();
     native.pagerClose(this.#id);
@@ -285,6 +309,8 @@ export class Pager extends EventEmitter {
     }
     this.#readers.clear();
     this.#keep.clear();
+    // The last numbers, for whoever watched them.
+    if (last) this.emit('stats', last);
   }
 
   [Symbol.dispose](): void {
