@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { PagerFailure } from '../lib/index';
+import { touchInWorker } from '../lib/testing/index';
 import { withHarness } from './helpers/harness';
 import { ALL_KINDS, itOnKinds } from './helpers/memory';
 import { SEED, firstWords, pagerFor, pattern } from './helpers/pager';
@@ -138,6 +139,29 @@ describe('Pager function source', () => {
       expect(r.mapping.buffer()[0]).toBe(0); // default policy: a zero page
       await warned;
       expect(called).toBe(0);
+      pager.close();
+    }));
+
+  it('a Worker\'s JavaScript thread faulting on function and buffer ranges of the main thread\'s pager', () =>
+    withHarness(async (h) => {
+      const r = h.region('anon', 8);
+      h.uffd.register(r.mapping, ['missing']);
+      const data = pattern(r.length, SEED + 21);
+      const pager = pagerFor(h, { readAhead: false });
+      pager.serve({ address: r.mapping.address, length: 4 * 4096 }, { kind: 'buffer', buffer: data.subarray(0, 4 * 4096) });
+      pager.serve({ address: r.page(4), length: 4 * 4096 }, {
+        kind: 'function',
+        offset: 4 * 4096,
+        read: async (_address, length, { offset }) => data.subarray(offset, offset + length),
+      });
+      const { worker, result } = touchInWorker(r.mapping.handle, r.length);
+      const t = await result;
+      await worker.terminate();
+      expect([...t.values]).toEqual(firstWords(data, 4096));
+      expect(Buffer.from(r.mapping.buffer()).equals(data)).toBe(true);
+      const s = pager.stats();
+      expect(s.threads.get(t.tid)).toBe(8);
+      expect(s.functionFaults).toBe(4);
       pager.close();
     }));
 });
