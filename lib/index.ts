@@ -30,7 +30,7 @@ export { ReceivedFd } from './net/received-fd';
 export { parseRegions, FirecrackerHandshakeError } from './firecracker/regions';
 export type { GuestRegion } from './firecracker/regions';
 export { Pager } from './pager/pager';
-export type { PagerOptions, ServedRange, PagerFailure, PrefetchOptions, PrefetchResult, FailurePolicy } from './pager/pager';
+export type { PagerOptions, ServeOptions, ServedRange, PagerFailure, PrefetchOptions, PrefetchResult, FailurePolicy } from './pager/pager';
 export type { PagerSource, PageReader, PageRequest, PageBytes } from './pager/sources';
 export type { PagerStats } from './pager/stats';
 export { FirecrackerHandler, FirecrackerSession } from './firecracker/handler';

@@ -3,7 +3,7 @@
 // offset), memoryFile, on anonymous, shmem and hugetlb 2M memory, with the
 // contents checked byte for byte afterwards; MINOR faults by CONTINUE.
 import { closeSync, openSync } from 'node:fs';
-import { describe, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryFile } from '../lib/index';
 import { withHarness } from './helpers/harness';
 import { ALL_KINDS, FILE_KINDS, itOnKinds } from './helpers/memory';
@@ -151,4 +151,19 @@ describe('Pager sources', () => {
       }),
     5,
   );
+
+  it('a range registered behind the Userfaultfd object\'s back (as by another process) is served with options.pageSize', async () => {
+    const { native } = await import('../lib/native');
+    await withHarness(async (h) => {
+      const r = h.region('anon', 4);
+      native.register(h.uffd.fd, r.mapping.address, r.length, 1 /* MISSING */);
+      const pager = pagerFor(h);
+      expect(() => pager.serve(r.mapping, { kind: 'zero' })).toThrow(/not inside a range registered/);
+      const data = pattern(r.length, SEED + 13);
+      pager.serve(r.mapping, { kind: 'buffer', buffer: data }, { pageSize: 4096 });
+      await h.finished(h.touch(r.mapping.address, r.length));
+      expect(Buffer.from(r.mapping.buffer()).equals(data)).toBe(true);
+      pager.close();
+    });
+  });
 });

@@ -3,7 +3,8 @@
  *
  * API (stable):
  *   const pager = Pager.create(uffd, { readAhead?, onFailure?, afterRemove?, statsIntervalMs? });
- *   pager.serve({ address, length }, source)   // source: see PagerSource in ./sources
+ *   pager.serve({ address, length }, source, { pageSize? })  // source: see PagerSource in ./sources;
+ *                                               // pageSize: for ranges registered by another process
  *     { kind: 'zero' } | { kind: 'buffer', buffer, offset? } | { kind: 'file', path | fd, offset? }
  *     | { kind: 'memoryFile', file, offset? } | { kind: 'function', read(address, length, { offset, threadId, write }) }
  *   pager.unserve({ address, length })          // faults there go back to uffd.events()
@@ -11,6 +12,7 @@
  *   pager.stats()                               // faults, bytes, read-ahead, per thread, latency histogram
  *   pager.on('failure', (f: PagerFailure) => …) // a source failed; the page was poisoned or zeroed
  *   pager.on('remap' | 'remove' | 'unmap' | 'fork' | 'stats', …)
+ *   pager.ref() / pager.unref()                 // serving holds the event loop (default), as a server does
  *   pager.close()  /  await using pager         // idempotent; uffd.close() closes it too
  *
  * How it runs: the pager attaches to the uffd's native reader thread as a
@@ -61,6 +63,18 @@ export interface PagerOptions {
   /** Emit 'stats' at most this often while faults are served (0, the default: never). */
   statsIntervalMs?: number;
 }
+
+export interface ServeOptions {
+  /**
+   * The page size of a range this process's Userfaultfd object does not
+   * know as registered (it was registered by the process that sent the
+   * uffd): 4096, 2 MiB or 1 GiB. Without it the range must lie inside one of
+   * `uffd.registrations`.
+   */
+  pageSize?: number;
+}
+
+const PAGE_SIZES = [PAGE_SIZE, 2 << 20, 1 << 30];
 
 export interface ServedRange {
   readonly address: number;
@@ -113,6 +127,9 @@ export class Pager extends EventEmitter {
   #readers = new Map<number, PageReader>();
   #keep = new Set<unknown>();
   #prefetches = new Map<number, PendingPrefetch>();
+  #refed = true;
+  #serving = false;
+  #loopRef = false;
 
   /** Same as `new Pager(uffd, options)`. */
   static create(uffd: Userfaultfd, options?: PagerOptions): Pager {
@@ -159,20 +176,30 @@ export class Pager extends EventEmitter {
    * `source`. Minor faults are resolved with CONTINUE whatever the source:
    * the page cache already holds the page.
    */
-  serve(range: RangeLike, source: PagerSource): ServedRange {
+  serve(range: RangeLike, source: PagerSource, options?: ServeOptions): ServedRange {
     const id = this.#idFor('serve');
     const { address, length } = this.#range(range, 'serve');
-    const reg = this.uffd.registrationFor(address, length, 'serve');
-    checkAligned('range.address', address, reg.pageSize);
-    checkAligned('range.length', length, reg.pageSize);
-    if (!reg.modes.has('missing') && !reg.modes.has('minor')) {
-      throw new RangeError(`serve: 0x${address.toString(16)}+0x${length.toString(16)} is registered for write-protect faults only; register it with 'missing' or 'minor'`);
+    const opts = checkObject<ServeOptions>('options', options);
+    let pageSize: number;
+    if (opts.pageSize !== undefined) {
+      // Registered elsewhere (another process, before the uffd was sent here):
+      // the kernel is the judge.
+      pageSize = checkInteger('options.pageSize', opts.pageSize, PAGE_SIZE);
+      if (!PAGE_SIZES.includes(pageSize)) throw new RangeError(`options.pageSize must be one of ${PAGE_SIZES.join(', ')} (got ${pageSize})`);
+    } else {
+      const reg = this.uffd.registrationFor(address, length, 'serve');
+      pageSize = reg.pageSize;
+      if (!reg.modes.has('missing') && !reg.modes.has('minor')) {
+        throw new RangeError(`serve: 0x${address.toString(16)}+0x${length.toString(16)} is registered for write-protect faults only; register it with 'missing' or 'minor'`);
+      }
     }
+    checkAligned('range.address', address, pageSize);
+    checkAligned('range.length', length, pageSize);
     const prepared = prepareSource(source, length);
     const tag = ++this.#tags;
     let served: boolean;
     try {
-      served = native.pagerServe(id, address, length, reg.pageSize, prepared.offset, prepared.code, prepared.data, tag);
+      served = native.pagerServe(id, address, length, pageSize, prepared.offset, prepared.code, prepared.data, tag);
     } catch (err) {
       withRange(err, address, length);
     } finally {
@@ -183,6 +210,8 @@ export class Pager extends EventEmitter {
     }
     if (prepared.read) this.#readers.set(tag, prepared.read);
     if (prepared.keep) this.#keep.add(prepared.keep);
+    this.#serving = true;
+    this.#updateLoopRef();
     return { address, length, offset: prepared.offset, kind: prepared.kind };
   }
 
@@ -229,7 +258,6 @@ export class Pager extends EventEmitter {
     }
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal.reason));
     const prefetchId = native.pagerPrefetch(id, start, end);
-    if (this.#prefetches.size === 0) native.pagerRef(id, true);
     return new Promise<PrefetchResult>((resolve, reject) => {
       const onAbort = (): void => {
         if (!this.#closed) native.pagerStopPrefetch(id, prefetchId);
@@ -238,7 +266,26 @@ export class Pager extends EventEmitter {
       };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.#prefetches.set(prefetchId, { resolve, reject, cleanup: () => opts.signal?.removeEventListener('abort', onAbort) });
+      this.#updateLoopRef();
     });
+  }
+
+  /**
+   * While it serves ranges, a pager keeps the event loop alive (default), as
+   * a listening server does: the process must live on for the memory it
+   * serves (its 'exit' closes the uffd). unref() lets the process exit
+   * anyway; a running prefetch always holds the loop.
+   */
+  ref(): this {
+    this.#refed = true;
+    this.#updateLoopRef();
+    return this;
+  }
+
+  unref(): this {
+    this.#refed = false;
+    this.#updateLoopRef();
+    return this;
   }
 
   stats(): PagerStats {
@@ -252,6 +299,7 @@ export class Pager extends EventEmitter {
    */
   close(): void {
     if (this.#closed) return;
+    const last = this.listenerCount('stats') > 0 ? this.stats() : undefined;
     this.#closed = true;
     this.#removeHook();
     native.pagerClose(this.#id);
@@ -261,6 +309,8 @@ export class Pager extends EventEmitter {
     }
     this.#readers.clear();
     this.#keep.clear();
+    // The last numbers, for whoever watched them.
+    if (last) this.emit('stats', last);
   }
 
   [Symbol.dispose](): void {
@@ -286,8 +336,16 @@ export class Pager extends EventEmitter {
     if (!p) return undefined;
     p.cleanup();
     this.#prefetches.delete(prefetchId);
-    if (this.#prefetches.size === 0 && !this.#closed) native.pagerRef(this.#id, false);
+    this.#updateLoopRef();
     return p;
+  }
+
+  #updateLoopRef(): void {
+    if (this.#closed) return;
+    const want = (this.#refed && this.#serving) || this.#prefetches.size > 0;
+    if (want === this.#loopRef) return;
+    this.#loopRef = want;
+    native.pagerRef(this.#id, want);
   }
 
   #onNotes(): void {

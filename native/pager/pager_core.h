@@ -163,10 +163,14 @@ class ChildServer {
   ChildServer(std::shared_ptr<Shared> shared, int fd, std::vector<Range> ranges);
   ~ChildServer();
   void Stop();
+  // The child exited and the thread ended (it is joined by Stop()).
+  bool Finished() const { return finished_.load(); }
 
  private:
   void Run();
-  int fd_;
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> stopRequested_{false};
+  int fd_;  // closed by Run() when the child exits, else by Stop()
   int stopFd_;
   std::shared_ptr<Core> core_;
   std::thread thread_;

@@ -20,6 +20,8 @@ namespace {
 constexpr size_t kBatch = 64;
 constexpr uint64_t kPrefetchChunk = 1 << 20;
 constexpr uint64_t kPageSizes[] = {4096, 2ull << 20, 1ull << 30};
+constexpr int kLivenessMs = 1000;          // how often an idle child server checks its process
+constexpr uint64_t kProbeAddress = 1 << 16;  // mmap_min_addr: never mapped
 
 // A fault of a child's uffd outside the served ranges: nobody else reads
 // that fd, so resolve it (zero page, CONTINUE, or write-unprotect) with the
@@ -196,6 +198,10 @@ void Shared::SpawnChild(int fd, std::vector<Range> ranges) {
     close(fd);  // wakes the child's faulting threads: its memory reads as unregistered
     return;
   }
+  // Servers of children that have exited are done: join them now.
+  children_.erase(std::remove_if(children_.begin(), children_.end(),
+                                 [](const std::unique_ptr<ChildServer>& c) { return c->Finished(); }),
+                  children_.end());
   children_.push_back(std::make_unique<ChildServer>(shared_from_this(), fd, std::move(ranges)));
 }
 
@@ -226,11 +232,12 @@ void Shared::Close(bool teardown) {
     requestedPages_.clear();
     notes_.clear();
   }
-  // A child spawning a grandchild now finds closed_ and closes its fd.
-  for (auto& child : children) child->Stop();
   // Faults still waiting for a function: wake them, so they fault again and
   // reach the uffd's own event stream (the ranges are no longer served).
+  // Before the children stop: that closes the fds of their requests.
   for (auto& [id, r] : requests) Wake(r.fd, r.page, r.length);
+  // A child spawning a grandchild now finds closed_ and closes its fd.
+  for (auto& child : children) child->Stop();
   if (!teardown) tsfn_.Release();
 }
 
@@ -249,12 +256,24 @@ ChildServer::~ChildServer() {
 void ChildServer::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  stopRequested_ = true;
   uint64_t one = 1;
   ssize_t ignored = write(stopFd_, &one, sizeof one);
   (void)ignored;
   if (thread_.joinable()) thread_.join();
-  close(fd_);
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
 }
+
+// Whether the process behind a uffd still exists. A uffd never reports the
+// end of its process (poll says nothing); a resolving ioctl does: ESRCH once
+// the mm is gone. The probe range is below any mapping (ENOENT otherwise).
+namespace {
+bool ProcessAlive(int fd) {
+  uffdio_zeropage zp{{kProbeAddress, 4096}, UFFDIO_ZEROPAGE_MODE_DONTWAKE, 0};
+  return ioctl(fd, UFFDIO_ZEROPAGE, &zp) == 0 || errno != ESRCH;
+}
+}  // namespace
 
 void ChildServer::Run() {
   uffd_msg msgs[kBatch];
@@ -262,10 +281,11 @@ void ChildServer::Run() {
   pollfd fds[2] = {{fd_, POLLIN, 0}, {stopFd_, POLLIN, 0}};
   bool deferred = false;
   for (;;) {
-    int ready = poll(fds, 2, deferred ? 1 : -1);
+    int ready = poll(fds, 2, deferred ? 1 : kLivenessMs);
     if (ready < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
     if (ready <= 0) {
+      if (!deferred && !ProcessAlive(fd_)) break;  // the child exited: nothing more to serve
       deferred = core_->RetryDeferred(fd_);
       continue;
     }
@@ -281,6 +301,12 @@ void ChildServer::Run() {
     }
     deferred = core_->RetryDeferred(fd_);
   }
+  if (!stopRequested_.load()) {
+    // The child is gone: give its uffd back now rather than at close().
+    close(fd_);
+    fd_ = -1;
+  }
+  finished_ = true;
 }
 
 Prefetch::Prefetch(std::shared_ptr<Shared> shared, std::shared_ptr<Core> core, int fd, uint32_t id, uint64_t start,
