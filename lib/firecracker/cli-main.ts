@@ -125,17 +125,8 @@ const log = (line: string): void => {
 
 /** Runs the handler for one VM. Resolves with the exit code. */
 export async function runFirecracker(opts: CliOptions): Promise<number> {
-  const handler = FirecrackerHandler.listen({
-    socket: opts.socket,
-    memory: opts.memory,
-    ...(opts.uids ? { allowedUids: opts.uids } : {}),
-    ...(opts.readAhead !== undefined ? { readAhead: opts.readAhead } : {}),
-    ...(opts.onFailure ? { onFailure: opts.onFailure } : {}),
-    ...(opts.handshakeTimeoutMs ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
-  });
-  handler.on('reject', (r) => log(`rejected pid ${r.peer.pid}: ${r.reason}`));
-  log(`listening on ${opts.socket}, serving ${opts.memory} (${mib(handler.memorySize)})`);
-
+  // Signal handlers first: a SIGTERM that comes as soon as the socket
+  // exists must find them installed.
   const stop = new AbortController();
   let session: FirecrackerSession | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -145,6 +136,23 @@ export async function runFirecracker(opts: CliOptions): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  let handler: FirecrackerHandler;
+  try {
+    handler = FirecrackerHandler.listen({
+      socket: opts.socket,
+      memory: opts.memory,
+      ...(opts.uids ? { allowedUids: opts.uids } : {}),
+      ...(opts.readAhead !== undefined ? { readAhead: opts.readAhead } : {}),
+      ...(opts.onFailure ? { onFailure: opts.onFailure } : {}),
+      ...(opts.handshakeTimeoutMs ? { handshakeTimeoutMs: opts.handshakeTimeoutMs } : {}),
+    });
+  } catch (err) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw err;
+  }
+  handler.on('reject', (r) => log(`rejected pid ${r.peer.pid}: ${r.reason}`));
+  log(`listening on ${opts.socket}, serving ${opts.memory} (${mib(handler.memorySize)})`);
   let timer: NodeJS.Timeout | undefined;
   try {
     try {
