@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryFile, ReceivedFd, UnixServer, UnixSocket } from '../lib';
-import { describeChild, DIST, runChild } from './helpers/child';
+import { describeChild, DIST, jsonLines, runChild, runFixture } from './helpers/child';
 
 const dir = mkdtempSync(join(tmpdir(), 'uffd-net-'));
 let n = 0;
@@ -116,6 +116,19 @@ describe('fd passing', () => {
       server.close();
     }
     expect(openFds()).toBe(before);
+  });
+});
+
+describe('Workers', () => {
+  it('a Worker terminated (or ending) with sockets, received fds and waits on its loop: no crash, no fd left', async () => {
+    const r = await runFixture('net-worker.js', [], 30_000);
+    expect([r.code, r.signal, r.timedOut], describeChild(r)).toEqual([0, null, false]);
+    const lines = jsonLines(r) as { mode: string; before: number; during: number; after: number }[];
+    expect(lines.map((l) => l.mode)).toEqual(['terminate', 'return']);
+    for (const l of lines) {
+      expect(l.during, l.mode).toBeGreaterThan(l.before);
+      expect(l.after, l.mode).toBe(l.before);
+    }
   });
 });
 
