@@ -76,6 +76,25 @@ describe.skipIf(guest.skipReason !== undefined)(`Firecracker handler commands${g
     expect(existsSync(socket)).toBe(false);
   });
 
+  it('SIGTERM while serving a running VM: stops serving, final statistics, exit 0', async () => {
+    const memory = snapshot(2 * MiB);
+    const socket = sock();
+    const handler = startProgram(process.execPath, [DROP_IN, socket, memory], 60_000);
+    let reported!: () => void;
+    const report = new Promise<void>((resolve) => (reported = resolve));
+    // The VM verifies everything, reports, then stays alive.
+    const vm = startProgram(guest.path!, [socket, memory, '--hold-ms', '30000'], 60_000, (out) => out.includes('\n') && reported());
+    await report;
+    process.kill(handler.pid, 'SIGTERM');
+    const h = await handler.done;
+    expect([h.code, h.signal, h.timedOut], describeChild(h)).toEqual([0, null, false]);
+    expect(h.stderr).toContain('SIGTERM: stopping');
+    expect(h.stderr).toMatch(/stopped; faults [1-9]/);
+    process.kill(vm.pid, 'SIGKILL');
+    const g = await vm.done;
+    expect(JSON.parse(g.stdout), describeChild(g)).toMatchObject({ ok: true });
+  });
+
   it('a broken handshake: the sender is killed (it would hang on its first fault) and the exit code is 1', async () => {
     const socket = sock();
     const handler = startProgram(process.execPath, [DROP_IN, socket, snapshot(MiB)], 30_000);

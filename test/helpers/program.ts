@@ -31,14 +31,20 @@ export interface RunningProgram {
   readonly done: Promise<ChildResult>;
 }
 
-/** Starts `file` with `args`; `done` settles when it ends, or after SIGKILL at the timeout (timedOut). */
-export function startProgram(file: string, args: readonly string[], timeoutMs = 30_000): RunningProgram {
+/**
+ * Starts `file` with `args`; `done` settles when it ends, or after SIGKILL at
+ * the timeout (timedOut). `onStdout` sees the output as it comes.
+ */
+export function startProgram(file: string, args: readonly string[], timeoutMs = 30_000, onStdout?: (all: string) => void): RunningProgram {
   const env = { ...process.env };
   delete env.NODE_OPTIONS; // the test runner's loaders have no business in a child
   const child = spawn('/bin/sh', ['-c', 'ulimit -c 0; exec "$0" "$@"', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+    onStdout?.(stdout);
+  });
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   let timedOut = false;
   const timer = setTimeout(() => {
