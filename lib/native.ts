@@ -62,6 +62,9 @@ export interface NativeAddon {
   // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
   forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];
 
+  // testing/longterm_pin.cc: io_uring fixed buffers; release() is false once released
+  longtermPin(address: Address, length: number): [fd: number, release: () => boolean];
+
   // testing/stress_threads.cc
   stressSession(pageSize: number, nrPages: number): StressSession;
   stressInit(session: StressSession, address: Address): void;
@@ -79,6 +82,8 @@ export interface NativeForkResult {
   /** -1, or the index of the step whose system call failed; `error` is its errno. */
   failedStep: number;
   error: number;
+  /** The whole report area (capacity words): the result slots of steps 20+ live there. */
+  slots: Uint32Array;
 }
 
 /** A native stress session (page geometry and the expected counters); opaque. */

@@ -15,6 +15,7 @@
 #include "testing/stress_threads.h"
 #include "testing/thread_id.h"
 #include "testing/fork_child.h"
+#include "testing/longterm_pin.h"
 #include "testing/touch_threads.h"
 #include "uffd/uffd_handle.h"
 
@@ -59,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitForkChild(env, exports);
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
+  InitLongtermPin(env, exports);
   return exports;
 }
 

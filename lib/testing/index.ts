@@ -62,6 +62,10 @@ export type {
   ForkChildResult,
   ForkedChild,
 } from './fork-child';
+export type { PagemapStep, PinStep, UnpinStep, ResultStep } from './fork-child-results';
 
 export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
 export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';
+
+export { longtermPin, probeLongtermPin, MAX_LONGTERM_PIN_BYTES } from './longterm-pin';
+export type { LongtermPin, LongtermPinSupport } from './longterm-pin';
