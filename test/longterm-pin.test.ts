@@ -128,6 +128,31 @@ describe('longtermPin', () => {
       expect(() => longtermPin(m.address, PAGE_SIZE)).toThrow(expect.objectContaining({ code: 'EFAULT', syscall: 'io_uring_register', address: m.address }));
     });
 
+    it('pinning a write-protected registered page from the JS thread: a WP fault the reader resolves (no hang)', async () => {
+      // A writable pin of a protected page is a WP fault of the pinning
+      // thread; on the JS thread only the reader can resolve it (jsThreadFaults).
+      const r = await runScript(`
+        const { Userfaultfd, Mapping, PAGE_SIZE, readPagemap } = lib;
+        (async () => {
+          const uffd = Userfaultfd.open();
+          const m = Mapping.anonymous(PAGE_SIZE);
+          m.buffer().writeUInt32LE(1, 0);
+          uffd.register(m, ['wp']);
+          uffd.writeProtect(m.address, PAGE_SIZE, true);
+          const events = uffd.events();
+          const pin = testing.longtermPin(m.address, PAGE_SIZE);
+          const e = (await events.next()).value;
+          const out = { type: e.type, wp: e.wp, resolvedByReader: e.resolvedByReader, tid: e.threadId === process.pid, uffdWp: readPagemap(m.address, PAGE_SIZE)[0].uffdWp };
+          pin.release();
+          uffd.close();
+          console.log('RESULT ' + JSON.stringify(out));
+        })().catch((err) => { console.error(err); process.exit(1); });
+      `);
+      expect(r.timedOut, describeChild(r)).toBe(false);
+      expect(r.code, describeChild(r)).toBe(0);
+      expect(resultOf(r)).toEqual({ type: 'pagefault', wp: true, resolvedByReader: true, tid: true, uffdWp: false });
+    });
+
     it("a Worker's pins are released when it is terminated", async () => {
       const worker = [
         "const { parentPort } = require('node:worker_threads');",

@@ -54,6 +54,8 @@ export interface WpForkContext {
   track(pin: LongtermPin): LongtermPin;
   /** Userfaultfds (of forked children) closed at teardown. */
   trackUffd(uffd: Userfaultfd): Userfaultfd;
+  /** A note shown with the test's result (vitest annotation): what this machine could not exercise. */
+  note(message: string): Promise<void>;
 }
 
 export interface WpForkOptions {
@@ -125,6 +127,9 @@ export function wpForkCase(kernelTest: string, memory: ParityMemory, options: Wp
         trackUffd(u) {
           uffds.push(u);
           return u;
+        },
+        async note(message) {
+          await ctx.annotate(message, 'notice');
         },
       };
       await body(c);
