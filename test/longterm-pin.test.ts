@@ -3,12 +3,13 @@
 // kernel shows it: VmPin in /proc/self/status (io_uring accounts the pages
 // to the pinning mm), and fork(), which copies a pinned private page at once
 // (early CoW) instead of sharing it with the child.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Mapping, PAGE_SIZE, readPagemap } from '../lib';
 import { forkChild, longtermPin, MAX_LONGTERM_PIN_BYTES, probeLongtermPin, type LongtermPin } from '../lib/testing';
-import { DIST, describeChild, resultOf, runScript } from './helpers/child';
+import { DIST, describeChild, resultOf, root, runScript } from './helpers/child';
 
 /** Kilobytes pinned by this process (io_uring accounts its fixed buffers here). */
 function vmPinKb(): number {
@@ -177,6 +178,52 @@ describe('longtermPin', () => {
       `);
       expect(r.code, describeChild(r)).toBe(0);
       expect(resultOf(r)).toEqual({ pinned: 32, after: 0 });
+    });
+  });
+
+  // io_uring made unavailable to one process tree only, by strace's
+  // syscall fault injection: the machine's io_uring stays as it is.
+  describe('where io_uring is unavailable (strace fault injection)', () => {
+    const strace = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p));
+    function underStrace(inject: string, command: string[], timeoutMs = 60_000) {
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'NODE_OPTIONS'));
+      const r = spawnSync(
+        strace!,
+        ['-f', '--seccomp-bpf', '-qq', '-o', '/dev/null', '-e', 'trace=io_uring_setup,io_uring_register', '-e', `inject=${inject}`, ...command],
+        { cwd: root, env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' },
+      );
+      return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut: r.error !== undefined || r.signal === 'SIGKILL' };
+    }
+    const probe = `console.log('RESULT ' + JSON.stringify((({ ok, reason, error }) => ({ ok, reason, code: error && error.code, syscall: error && error.syscall }))(require(${JSON.stringify(join(DIST, 'testing', 'index.js'))}).probeLongtermPin())));`;
+
+    it('probeLongtermPin() gives the precise reason: ENOSYS, EPERM (sysctl or seccomp), ENOMEM (memlock)', (ctx) => {
+      if (!strace) ctx.skip('skip: strace is not installed (apt-get install strace)');
+      const disabled = readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim();
+      const eperm =
+        disabled === '2' ? /sysctl kernel\.io_uring_disabled = 2/ : disabled === '1' ? /kernel\.io_uring_group group \(sysctl kernel\.io_uring_disabled = 1\)/ : /refused \(a seccomp filter/;
+      const cases: [string, object][] = [
+        ['io_uring_setup:error=ENOSYS', { ok: false, code: 'ENOSYS', syscall: 'io_uring_setup', reason: 'io_uring is not in this kernel (CONFIG_IO_URING): io_uring_setup ENOSYS' }],
+        ['io_uring_setup:error=EPERM', { ok: false, code: 'EPERM', syscall: 'io_uring_setup', reason: expect.stringMatching(eperm) }],
+        ['io_uring_register:error=ENOMEM', { ok: false, code: 'ENOMEM', syscall: 'io_uring_register', reason: expect.stringMatching(/RLIMIT_MEMLOCK/) }],
+      ];
+      for (const [inject, expected] of cases) {
+        const r = underStrace(inject, [process.execPath, '-e', probe]);
+        if (r.code !== 0 && /ptrace|PTRACE|Operation not permitted/.test(r.stderr)) ctx.skip(`skip: strace cannot trace here: ${r.stderr.trim()}`);
+        expect(r.code, describeChild(r)).toBe(0);
+        expect(resultOf(r), inject).toEqual(expected);
+      }
+    });
+
+    it('the wp-fork-pin parity cases skip, each with that reason', (ctx) => {
+      if (!strace) ctx.skip('skip: strace is not installed (apt-get install strace)');
+      const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
+      const r = underStrace('io_uring_setup:error=ENOSYS', [process.execPath, vitest, 'run', 'test/parity/wp-fork-pin.test.ts', '--reporter=verbose'], 120_000);
+      expect(r.timedOut, describeChild(r)).toBe(false);
+      expect(r.code, describeChild(r)).toBe(0);
+      const reason = 'skip: no long-term pin here: io_uring is not in this kernel (CONFIG_IO_URING): io_uring_setup ENOSYS';
+      const skipped = r.stdout.split('\n').filter((l) => l.includes(`[${reason}]`));
+      expect(skipped, describeChild(r)).toHaveLength(10);
+      expect(r.stdout.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(/Tests\s+10 skipped \(10\)/);
     });
   });
 });
