@@ -14,10 +14,12 @@
 // survives the whole sequence; the child's exit and its reported entries
 // are checked, not only its exit code.
 import { expect } from 'vitest';
+import type { PagemapEntry } from '../../lib/index';
 import { PARITY_MEMORY } from './areas';
 import { childEntries, describeEntry, wpForkCase, type WpForkContext } from './support-b';
 
-async function childSeesBit(c: WpForkContext, withEvent: boolean, what: string): Promise<void> {
+/** Forks a child that reads its entry of the page: the bit only with EVENT_FORK, and then in the parent's state (`parent`). */
+async function childSeesBit(c: WpForkContext, withEvent: boolean, what: string, parent: PagemapEntry): Promise<void> {
   const child = c.fork([{ op: 'pagemap', address: c.page }]);
   if (withEvent) {
     const childUffd = await c.forkEvent();
@@ -27,6 +29,11 @@ async function childSeesBit(c: WpForkContext, withEvent: boolean, what: string):
   const [entry] = await childEntries(child, what);
   expect(entry, `${what}: the child's entry ${describeEntry(entry)}`).toBeDefined();
   expect(entry.uffdWp, `${what}: the child's entry ${describeEntry(entry)}`).toBe(withEvent);
+  if (withEvent) {
+    // Inherited as it is: a present pte, a marker, or a swap pte.
+    const both = `${what}: the child's entry ${describeEntry(entry)}, the parent's ${describeEntry(parent)}`;
+    expect([entry.present, entry.swapped], both).toEqual([parent.present, parent.swapped]);
+  }
 }
 
 function wpFork(withEvent: boolean) {
@@ -39,7 +46,7 @@ function wpFork(withEvent: boolean) {
     expect(uffd.writeProtect(page, pageSize, true)).toEqual({ bytes: pageSize, status: 'complete' });
     const protectedEntry = c.entry();
     expect(protectedEntry.present && protectedEntry.uffdWp, describeEntry(protectedEntry)).toBe(true);
-    await childSeesBit(c, withEvent, 'present pte');
+    await childSeesBit(c, withEvent, 'present pte', protectedEntry);
 
     // Zap the page table entry, keeping the protection.
     if (areas.shared) {
@@ -60,7 +67,7 @@ function wpFork(withEvent: boolean) {
       if (zapped.swapped) expect(zapped.present, describeEntry(zapped)).toBe(false);
       else await c.note('MADV_PAGEOUT left the page present (no swap here?): the swap-pte path was not exercised');
     }
-    await childSeesBit(c, withEvent, 'zapped pte');
+    await childSeesBit(c, withEvent, 'zapped pte', zapped);
 
     // Unprotect: the marker or swap pte loses the bit.
     expect(uffd.writeProtect(page, pageSize, false)).toEqual({ bytes: pageSize, status: 'complete' });
