@@ -214,6 +214,26 @@ describe('longtermPin', () => {
       }
     });
 
+    it("forkChild's 'pin' step names the call that failed: io_uring_setup, io_uring_register", (ctx) => {
+      if (!strace) ctx.skip('skip: strace is not installed (apt-get install strace)');
+      const script = `
+        const lib = require(${JSON.stringify(join(DIST, 'index.js'))});
+        const testing = require(${JSON.stringify(join(DIST, 'testing', 'index.js'))});
+        const m = lib.Mapping.anonymous(lib.PAGE_SIZE);
+        testing.forkChild([{ op: 'pin', address: m.address, length: lib.PAGE_SIZE }]).exited.then((r) => {
+          const e = r.failedStep && r.failedStep.error;
+          console.log('RESULT ' + JSON.stringify({ exitCode: r.exitCode, index: r.failedStep && r.failedStep.index, code: e && e.code, syscall: e && e.syscall }));
+        });`;
+      for (const [inject, syscall, code] of [
+        ['io_uring_setup:error=ENOSYS', 'io_uring_setup', 'ENOSYS'],
+        ['io_uring_register:error=ENOMEM', 'io_uring_register', 'ENOMEM'],
+      ]) {
+        const r = underStrace(inject, [process.execPath, '-e', script]);
+        expect(r.code, describeChild(r)).toBe(0);
+        expect(resultOf(r), inject).toEqual({ exitCode: 125, index: 0, code, syscall });
+      }
+    });
+
     it('the wp-fork-pin parity cases skip, each with that reason', (ctx) => {
       if (!strace) ctx.skip('skip: strace is not installed (apt-get install strace)');
       const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
