@@ -65,3 +65,6 @@ export type {
 
 export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
 export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';
+
+export { rawUffd, RAW_UFFD_FLAGS, UFFD_API } from './raw-uffd';
+export type { RawUffd, RawOpenOptions, RawErrno, RawApiResult, RawRegisterResult } from './raw-uffd';
