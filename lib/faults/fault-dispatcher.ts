@@ -28,6 +28,7 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   #loopRef = false;
   #readable = false;
   #warnedJsFaults = 0;
+  #paused = false;
   /**
    * For each fork event's uffd: how many iterators it was pushed to and have
    * not dropped it unread. It is closed only when every one of them dropped
@@ -57,6 +58,20 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   ref(refed: boolean): void {
     this.#refed = refed;
     this.#updateLoopRef();
+  }
+
+  /** Whether the reader is paused (pause()). */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Stops (true) or resumes the native reader. Once pause(true) returns no
+   * read() of the fd is under way, so every later message stays in the kernel.
+   */
+  pause(paused: boolean): void {
+    native.readerPause(this.#readerId, paused);
+    this.#paused = paused;
   }
 
   setPolicy(policy: JsThreadFaultPolicy): void {

@@ -68,3 +68,5 @@ export type { StressOptions, StressResult, BounceStats, StressMemory } from './s
 
 export { rawUffd, RAW_UFFD_FLAGS, UFFD_API } from './raw-uffd';
 export type { RawUffd, RawOpenOptions, RawErrno, RawApiResult, RawRegisterResult } from './raw-uffd';
+export { madviseInThread } from './madvise-thread';
+export type { MadviseThread, MadviseResult, MadviseThreadOptions } from './madvise-thread';

@@ -35,8 +35,16 @@ void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, v
 }
 
 FaultReader::FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable)
-    : uffd_(uffd), stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), jsThreadId_(jsThreadId) {
-  if (stopFd_ < 0) ThrowErrno(env, errno, "eventfd");
+    : uffd_(uffd),
+      stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      controlFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      jsThreadId_(jsThreadId) {
+  if (stopFd_ < 0 || controlFd_ < 0) {
+    int err = errno;
+    if (stopFd_ >= 0) close(stopFd_);
+    if (controlFd_ >= 0) close(controlFd_);
+    ThrowErrno(env, err, "eventfd");
+  }
   tsfn_ = ReaderTsfn::New(env, onReadable, "userfaultfd:reader", 0, 1);
   tsfn_.Unref(env);
   thread_ = std::thread([this] { Run(); });
@@ -49,6 +57,19 @@ FaultReader::~FaultReader() {
     if (msg.event == UFFD_EVENT_FORK) close(static_cast<int>(msg.arg.fork.ufd));
   }
   if (stopFd_ >= 0) close(stopFd_);
+  if (controlFd_ >= 0) close(controlFd_);
+}
+
+void FaultReader::SetPaused(bool paused) {
+  {
+    // Taken while no read() is under way; the thread checks the flag under
+    // the same mutex before each read().
+    std::lock_guard<std::mutex> lock(readMutex_);
+    paused_ = paused;
+  }
+  uint64_t one = 1;
+  ssize_t ignored = write(controlFd_, &one, sizeof one);
+  (void)ignored;
 }
 
 void FaultReader::Stop() {
@@ -149,21 +170,40 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
 
 void FaultReader::Run() {
   uffd_msg msgs[kBatch];
-  pollfd fds[2] = {{uffd_, POLLIN, 0}, {stopFd_, POLLIN, 0}};
+  pollfd fds[3] = {{stopFd_, POLLIN, 0}, {controlFd_, POLLIN, 0}, {uffd_, POLLIN, 0}};
   for (;;) {
-    int ready = poll(fds, 2, -1);
+    bool paused;
+    {
+      std::lock_guard<std::mutex> lock(readMutex_);
+      paused = paused_;
+    }
+    // Paused, the uffd is left out of the poll set: its messages stay in
+    // the kernel until resumed (or stopped).
+    int ready = poll(fds, paused ? 2 : 3, -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       readError_ = errno;
       break;
     }
-    if (fds[1].revents) break;
-    if (fds[0].revents & (POLLERR | POLLNVAL)) {
+    if (fds[0].revents) break;
+    if (fds[1].revents) {
+      uint64_t count;
+      ssize_t ignored = read(controlFd_, &count, sizeof count);
+      (void)ignored;
+      continue;  // re-read paused_
+    }
+    if (paused) continue;
+    if (fds[2].revents & (POLLERR | POLLNVAL)) {
       readError_ = EBADF;
       Deliver(nullptr, 0);
       break;
     }
-    ssize_t bytes = read(uffd_, msgs, sizeof msgs);
+    ssize_t bytes;
+    {
+      std::lock_guard<std::mutex> lock(readMutex_);
+      if (paused_) continue;
+      bytes = read(uffd_, msgs, sizeof msgs);
+    }
     if (bytes < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
       readError_ = errno;
@@ -277,6 +317,13 @@ Napi::Value ReaderSetPolicy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// readerPause(id, paused)
+Napi::Value ReaderPause(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  ReaderArg(info)->SetPaused(info[1].ToBoolean());
+  return info.Env().Undefined();
+}
+
 // readerStatus(id) -> [resolvedByReader, readErrno]
 Napi::Value ReaderStatus(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
@@ -296,6 +343,7 @@ void InitFaultReader(Napi::Env env, Napi::Object exports) {
   exports.Set("readerRef", Napi::Function::New(env, ReaderRef, "readerRef"));
   exports.Set("readerSetPolicy", Napi::Function::New(env, ReaderSetPolicy, "readerSetPolicy"));
   exports.Set("readerStatus", Napi::Function::New(env, ReaderStatus, "readerStatus"));
+  exports.Set("readerPause", Napi::Function::New(env, ReaderPause, "readerPause"));
 }
 
 }  // namespace uffd
