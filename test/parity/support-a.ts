@@ -21,6 +21,8 @@ export const WAIT_MS = 20_000;
 export interface CaseContext {
   readonly areas: Areas;
   readonly uffd: Userfaultfd;
+  /** Skips the case (vitest's ctx.skip) with this reason; a case must never skip silently. */
+  skip(reason: string): void;
   /** touchPages(), tracked so that teardown waits for the thread before unmapping. */
   touch(address: number, length: number, options?: TouchOptions): Promise<Uint32Array>;
   /**
@@ -84,7 +86,7 @@ export function parityCase(kernelTest: string, memory: ParityMemory, options: Ca
         }
         return out;
       };
-      await body({ areas, uffd, touch, touchSplit });
+      await body({ areas, uffd, touch, touchSplit, skip: (r) => ctx.skip(r) });
     } finally {
       uffd?.close();
       const done = await Promise.race([Promise.allSettled(touching).then(() => true), sleep(WAIT_MS).then(() => false)]);
