@@ -53,7 +53,7 @@ export interface NativeAddon {
   readerStop(id: number): void;
   readerRef(id: number, ref: boolean): void;
   readerSetPolicy(id: number, policy: number): void;
-  readerStatus(id: number): [resolvedByReader: number, readErrno: number];
+  readerStatus(id: number): [resolvedByReader: number, readErrno: number, paused: boolean];
   readerPause(id: number, paused: boolean): void;
 
   // testing/touch_threads.cc, testing/thread_id.cc

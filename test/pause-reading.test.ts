@@ -9,6 +9,7 @@ import { madviseInThread } from '../lib/testing/index';
 import { stillBlocked, waitUntilBlockedInFault, withHarness } from './helpers/harness';
 import { threadsInFaults } from './helpers/events';
 import { untilThreadState } from './parity/support-a';
+import { describeChild, jsonLines, runFixture } from './helpers/child';
 
 const P = PAGE_SIZE;
 
@@ -87,6 +88,16 @@ describe('pauseReading', () => {
       m1.unmap();
       m2.unmap();
     }
+  });
+
+  it('a fault of the JS thread while paused does not hang: the reader resumes by itself (child process)', async () => {
+    const r = await runFixture('paused-js-thread-fault.js', [], 15_000);
+    expect(r.timedOut, describeChild(r)).toBe(false);
+    expect(r.code, describeChild(r)).toBe(0);
+    expect(jsonLines(r)).toEqual([
+      { step: 'paused', paused: true },
+      { step: 'read', byte: 0, paused: false, resolved: 1 },
+    ]);
   });
 
   it('throws EBADF once closed', () => {

@@ -28,7 +28,6 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   #loopRef = false;
   #readable = false;
   #warnedJsFaults = 0;
-  #paused = false;
   /**
    * For each fork event's uffd: how many iterators it was pushed to and have
    * not dropped it unread. It is closed only when every one of them dropped
@@ -60,9 +59,12 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     this.#updateLoopRef();
   }
 
-  /** Whether the reader is paused (pause()). */
+  /**
+   * Whether the reader is paused (pause()). The reader resumes by itself if
+   * the JS thread blocks in a userfault while paused, so ask it.
+   */
   get paused(): boolean {
-    return this.#paused;
+    return this.#readerId !== 0 && native.readerStatus(this.#readerId)[2];
   }
 
   /**
@@ -71,7 +73,6 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
    */
   pause(paused: boolean): void {
     native.readerPause(this.#readerId, paused);
-    this.#paused = paused;
   }
 
   setPolicy(policy: JsThreadFaultPolicy): void {

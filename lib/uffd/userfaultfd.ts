@@ -307,8 +307,10 @@ export class Userfaultfd implements ioctl.IoctlTarget {
    * madvise()/mremap()/munmap()/fork() waiting for its REMOVE/REMAP/UNMAP/FORK
    * event (the window in which range ioctls answer 'EAGAIN'). Events read
    * before the call are still delivered. When it returns, no read is under
-   * way. While paused nothing resolves faults of the JavaScript thread
-   * either: do not touch registered memory from it until resumeReading().
+   * way. A fault of the JavaScript thread cannot wait for resumeReading()
+   * (that thread would be the one to call it): if the JS thread stays blocked
+   * in a userfault while paused, the reader resumes by itself and resolves it
+   * by the jsThreadFaults policy, and readingPaused reads false again.
    */
   pauseReading(): this {
     this.fdFor('read');

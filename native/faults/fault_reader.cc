@@ -1,6 +1,7 @@
 #include "fault_reader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -24,6 +26,11 @@ namespace uffd {
 namespace {
 constexpr size_t kBatch = 64;  // messages per read(), as the C reference handler
 constexpr size_t kPageSizes[] = {4096, 2u << 20, 1u << 30};
+// While paused, how often the reader checks whether the JS thread is blocked
+// in a userfault, and how many checks in a row make it resume (a fault on
+// another uffd, resolved by that one's reader, lasts far less).
+constexpr int kPausedCheckMs = 20;
+constexpr int kPausedStrikes = 2;
 }  // namespace
 
 void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, void*) {
@@ -58,6 +65,25 @@ FaultReader::~FaultReader() {
   }
   if (stopFd_ >= 0) close(stopFd_);
   if (controlFd_ >= 0) close(controlFd_);
+}
+
+bool FaultReader::Paused() {
+  std::lock_guard<std::mutex> lock(readMutex_);
+  return paused_;
+}
+
+// The kernel's wait channel of the JS thread. Without kallsyms it reads "0"
+// and the check never fires (documented).
+bool FaultReader::JsThreadInUserfault() const {
+  if (jsThreadId_ == 0) return false;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/wchan", static_cast<int>(jsThreadId_));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[64] = {0};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 && strncmp(buf, "handle_userfault", 16) == 0;
 }
 
 void FaultReader::SetPaused(bool paused) {
@@ -171,6 +197,7 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
 void FaultReader::Run() {
   uffd_msg msgs[kBatch];
   pollfd fds[3] = {{stopFd_, POLLIN, 0}, {controlFd_, POLLIN, 0}, {uffd_, POLLIN, 0}};
+  int strikes = 0;
   for (;;) {
     bool paused;
     {
@@ -179,11 +206,22 @@ void FaultReader::Run() {
     }
     // Paused, the uffd is left out of the poll set: its messages stay in
     // the kernel until resumed (or stopped).
-    int ready = poll(fds, paused ? 2 : 3, -1);
+    int ready = poll(fds, paused ? 2 : 3, paused ? kPausedCheckMs : -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       readError_ = errno;
       break;
+    }
+    if (ready == 0) {
+      // Paused and idle: a JS thread blocked in a userfault would stay so
+      // for ever (it is the one that would call resumeReading()).
+      strikes = JsThreadInUserfault() ? strikes + 1 : 0;
+      if (strikes >= kPausedStrikes) {
+        std::lock_guard<std::mutex> lock(readMutex_);
+        paused_ = false;
+        strikes = 0;
+      }
+      continue;
     }
     if (fds[0].revents) break;
     if (fds[1].revents) {
@@ -324,13 +362,14 @@ Napi::Value ReaderPause(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// readerStatus(id) -> [resolvedByReader, readErrno]
+// readerStatus(id) -> [resolvedByReader, readErrno, paused]
 Napi::Value ReaderStatus(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
   FaultReader* reader = ReaderArg(info);
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(reader->ResolvedByReader())));
   out.Set(1u, Napi::Number::New(info.Env(), reader->ReadError()));
+  out.Set(2u, Napi::Boolean::New(info.Env(), reader->Paused()));
   return out;
 }
 

@@ -46,7 +46,11 @@ class FaultReader {
   // kernel, and the threads waiting on them (a fault, or an madvise/mremap/
   // fork waiting for its event to be read) stay blocked. When SetPaused(true)
   // returns, no read() is under way and none will start until resumed.
+  // Except: if the JS thread stays blocked in a userfault while paused (it
+  // touched registered memory), nothing else could ever resume reading, so
+  // the reader resumes by itself and resolves that fault by the policy.
   void SetPaused(bool paused);
+  bool Paused();
   void Ref(Napi::Env env) { tsfn_.Ref(env); }
   void Unref(Napi::Env env) { tsfn_.Unref(env); }
   uint64_t ResolvedByReader() const { return resolvedByReader_.load(); }
@@ -61,6 +65,7 @@ class FaultReader {
   void Run();
   void Deliver(const uffd_msg* msgs, size_t n);
   void ResolveForJsThread(uffd_msg* msg);
+  bool JsThreadInUserfault() const;
 
   int uffd_;
   int stopFd_;
