@@ -16,7 +16,8 @@
         "native/testing/fork_child.cc",
         "native/testing/stress_pages.cc",
         "native/testing/stress_threads.cc",
-        "native/testing/longterm_pin.cc"
+        "native/testing/longterm_pin.cc",
+        "native/testing/madvise_thread.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

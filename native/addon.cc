@@ -17,6 +17,7 @@
 #include "testing/fork_child.h"
 #include "testing/longterm_pin.h"
 #include "testing/touch_threads.h"
+#include "testing/madvise_thread.h"
 #include "uffd/uffd_handle.h"
 
 namespace uffd {
@@ -61,6 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
   InitLongtermPin(env, exports);
+  InitMadviseThread(env, exports);
   return exports;
 }
 

@@ -69,3 +69,7 @@ export type { StressOptions, StressResult, BounceStats, StressMemory } from './s
 
 export { longtermPin, probeLongtermPin, MAX_LONGTERM_PIN_BYTES } from './longterm-pin';
 export type { LongtermPin, LongtermPinSupport } from './longterm-pin';
+export { rawUffd, RAW_UFFD_FLAGS, UFFD_API } from './raw-uffd';
+export type { RawUffd, RawOpenOptions, RawErrno, RawApiResult, RawRegisterResult } from './raw-uffd';
+export { madviseInThread } from './madvise-thread';
+export type { MadviseThread, MadviseResult, MadviseThreadOptions } from './madvise-thread';
