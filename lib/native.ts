@@ -67,6 +67,22 @@ export interface NativeAddon {
   stressInit(session: StressSession, address: Address): void;
   stressVerify(session: StressSession, address: Address): (StressMismatch & { badPages: number }) | null;
   stressBounce(session: StressSession, fd: number, dst: Address, src: Address, threads: number, flags: number, releaseAdvice: number, seed: number): Promise<StressBounceResult>;
+
+  // testing/sigbus_touch.cc: flags 1 write back, 2 scan, 4 retry (lib/testing/sigbus-touch.ts)
+  sigbusTouch(address: Address, length: number, stride: number, flags: number, maxSignals: number, onSignal: (index: number, faultAddress: Address, code: number, write: boolean) => void, ref: boolean): [result: Promise<NativeSigbusTouchResult>, resume: (abort: boolean) => void];
+}
+
+/** What a SIGBUS-catching touch thread reported (testing/sigbus_touch.cc), per page. */
+export interface NativeSigbusTouchResult {
+  tid: number;
+  values: Uint32Array;
+  readSignals: Uint32Array;
+  writeSignals: Uint32Array;
+  codes: Uint32Array;
+  nonzeroWords: Uint32Array;
+  faultAddresses: Float64Array;
+  completed: Uint8Array;
+  aborted: boolean;
 }
 
 /** What a forked test child reported (testing/fork_child.cc). */
@@ -79,6 +95,8 @@ export interface NativeForkResult {
   /** -1, or the index of the step whose system call failed; `error` is its errno. */
   failedStep: number;
   error: number;
+  /** The whole report area (capacity words): the result slots of steps 20+ live there. */
+  slots: Uint32Array;
 }
 
 /** A native stress session (page geometry and the expected counters); opaque. */

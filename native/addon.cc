@@ -16,6 +16,7 @@
 #include "testing/thread_id.h"
 #include "testing/fork_child.h"
 #include "testing/touch_threads.h"
+#include "testing/sigbus_touch.h"
 #include "uffd/uffd_handle.h"
 
 namespace uffd {
@@ -59,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitForkChild(env, exports);
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
+  InitSigbusTouch(env, exports);
   return exports;
 }
 

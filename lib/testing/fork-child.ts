@@ -12,6 +12,7 @@ import { native } from '../native';
 import { errnoError, type UffdError } from '../errors';
 import { checkAligned, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { MADV, MREMAP, PAGE_SIZE, type Advice } from '../memory/constants';
+import { SIGBUS_STEP_OPS, SigbusSteps, type SigbusReadReport, type SigbusStep, type ZeroScanReport } from './fork-sigbus-steps';
 
 /** Reads the first 32-bit word of every `stride` bytes (default 4096) and reports it. */
 export interface ReadStep {
@@ -55,7 +56,7 @@ export interface RaiseStep {
   signal: NodeJS.Signals | number;
 }
 
-export type ForkStep = ReadStep | WriteStep | MadviseStep | MremapStep | MunmapStep | RaiseStep;
+export type ForkStep = ReadStep | WriteStep | MadviseStep | MremapStep | MunmapStep | RaiseStep | SigbusStep;
 
 export interface ForkChildOptions {
   /** The child's exit code once every step ran (default 0). */
@@ -74,6 +75,10 @@ export interface ForkChildResult {
    * code FORK_STEP_FAILED_EXIT (125).
    */
   readonly failedStep?: { readonly index: number; readonly error: UffdError };
+  /** With 'readSigbus' steps: what each saw, in step order (cut where the child ended). */
+  readonly sigbusReads?: readonly SigbusReadReport[];
+  /** With 'scanZero' steps: the scans that completed, in step order. */
+  readonly zeroScans?: readonly ZeroScanReport[];
 }
 
 export interface ForkedChild {
@@ -122,10 +127,19 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
   // What each step's error names, captured now: the caller may reuse the array.
   const failures: { syscall: string; address?: number; length?: number }[] = [];
   let capacity = 0;
+  const sigbusSteps = new SigbusSteps();
   steps.forEach((step, i) => {
     const at = (slot: number, value: number) => (encoded[i * SLOTS + slot] = value);
     const s = checkObject<ForkStep & Record<string, unknown>>(`steps[${i}]`, step ?? null);
-    const op = checkOneOf(`steps[${i}].op`, s.op, Object.keys(OPS) as (keyof typeof OPS)[]);
+    const anyOp = checkOneOf(`steps[${i}].op`, s.op, [...Object.keys(OPS), ...Object.keys(SIGBUS_STEP_OPS)] as (keyof typeof OPS | keyof typeof SIGBUS_STEP_OPS)[]);
+    if (SigbusSteps.handles(anyOp)) {
+      const { values, ...failure } = sigbusSteps.encode(i, anyOp, s, at);
+      failures.push(failure);
+      capacity += values;
+      if (capacity + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
+      return;
+    }
+    const op = anyOp as keyof typeof OPS;
     at(0, OPS[op]);
     if (op === 'raise') {
       at(1, signalNumber(`steps[${i}].signal`, s.signal));
@@ -172,7 +186,11 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
     }
   });
 
-  const [pid, exited, kill] = native.forkChild(encoded, capacity, exitCode);
+  // Result words of steps 40+ follow the read values.
+  if (capacity + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
+  const base = capacity;
+  sigbusSteps.fixUp(encoded, SLOTS, base);
+  const [pid, exited, kill] = native.forkChild(encoded, capacity + sigbusSteps.reserved, exitCode);
   return {
     pid,
     exited: exited.then((r) => {
@@ -185,6 +203,8 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
         const f = failures[r.failedStep];
         result.failedStep = { index: r.failedStep, error: errnoError(r.error, f.syscall, f.address, f.length) };
       }
+      if (sigbusSteps.hasReads) result.sigbusReads = sigbusSteps.sigbusReads(base, r.slots);
+      if (sigbusSteps.hasScans) result.zeroScans = sigbusSteps.zeroScans(base, r.slots);
       return result;
     }),
     kill: (signal = 'SIGKILL') => kill(signalNumber('signal', signal)),

@@ -62,6 +62,10 @@ export type {
   ForkChildResult,
   ForkedChild,
 } from './fork-child';
+export type { ReadSigbusStep, ReadWriteBackStep, ScanZeroStep, SigbusReadReport, ZeroScanReport } from './fork-sigbus-steps';
 
 export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
 export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';
+
+export { touchCatchingSigbus, SIGBUS_CODES } from './sigbus-touch';
+export type { SigbusTouchOptions, SigbusTouchResult, SigbusSignal } from './sigbus-touch';

@@ -33,6 +33,7 @@
 #include "../args.h"
 #include "../errors.h"
 #include "fork_child.h"
+#include "fork_sigbus_steps.h"
 
 namespace uffd {
 namespace {
@@ -155,6 +156,8 @@ void ResetToDefault(int sig) {
         break;
       }
       default:
+        // Steps 40+ (fork_sigbus_steps.h).
+        if (RunForkSigbusStep(op, s, ForkStepReport{report->values, &report->valueCount, capacity})) break;
         errno = EINVAL;
         Fail(report, i);
     }
@@ -186,6 +189,10 @@ Napi::Object ResultOf(Napi::Env env, ForkJob& job) {
   auto values = Napi::Uint32Array::New(env, stored);
   if (stored) memcpy(values.Data(), report.values, stored * sizeof(uint32_t));
   result.Set("values", values);
+  // The whole report area: lib/ reads the result slots of steps 20+ there.
+  auto slots = Napi::Uint32Array::New(env, job.capacity);
+  if (job.capacity) memcpy(slots.Data(), report.values, job.capacity * sizeof(uint32_t));
+  result.Set("slots", slots);
   result.Set("valueCount", Napi::Number::New(env, report.valueCount));
   result.Set("failedStep", Napi::Number::New(env, report.failedStep));
   result.Set("error", Napi::Number::New(env, report.error));
