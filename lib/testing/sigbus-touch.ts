@@ -19,7 +19,7 @@ export const SIGBUS_CODES = {
   /** A userfault with UFFD_FEATURE_SIGBUS, or an access beyond the end of a file. */
   BUS_ADRERR: 2,
   BUS_OBJERR: 3,
-  /** A hardware-poisoned page: also what UFFDIO_POISON gives. */
+  /** A hardware-poisoned page, and a UFFDIO_POISON one when the kernel has CONFIG_MEMORY_FAILURE (else BUS_ADRERR). */
   BUS_MCEERR_AR: 4,
   BUS_MCEERR_AO: 5,
 } as const;
