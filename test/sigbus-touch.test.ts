@@ -8,7 +8,7 @@ import { ftruncateSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Mapping, MemoryFile, PAGE_SIZE, Userfaultfd } from '../lib';
 import { SIGBUS_CODES, touchCatchingSigbus, type SigbusSignal } from '../lib/testing';
-import { describeChild, runScript } from './helpers/child';
+import { describeChild, DIST, resultOf, runScript } from './helpers/child';
 import { page, useCleanup } from './helpers/events';
 
 const { track } = useCleanup();
@@ -195,5 +195,42 @@ caught().then((t) => {
     expect(r.stdout, describeChild(r)).toContain('caught 1');
     expect(r.stdout, describeChild(r)).toContain('listener');
     expect(r.code, describeChild(r)).toBe(0);
+  });
+});
+
+describe('touchCatchingSigbus in a Worker', () => {
+  it('worker.terminate() while the thread waits for onSigbus: the thread ends, the process exits cleanly', async () => {
+    const r = await runScript(`
+const { Worker } = require('node:worker_threads');
+const { readdirSync } = require('node:fs');
+const threads = () => readdirSync('/proc/self/task').length;
+const before = threads();
+const worker = new Worker(\`
+  const { parentPort } = require('node:worker_threads');
+  const fs = require('node:fs');
+  const { MemoryFile } = require(${JSON.stringify(`${DIST}/index.js`)});
+  const { touchCatchingSigbus } = require(${JSON.stringify(`${DIST}/testing/index.js`)});
+  const file = MemoryFile.memfd(4096);
+  const m = file.map();
+  fs.ftruncateSync(file.fd, 0);
+  touchCatchingSigbus(m.address, 4096, { onSigbus: () => { parentPort.postMessage('signalled'); return new Promise(() => {}); } });
+\`, { eval: true });
+worker.on('message', async () => {
+  const during = threads();
+  const code = await worker.terminate();
+  let tries = 0;
+  const settle = () => {
+    if (threads() > before && tries++ < 200) return setTimeout(settle, 10);
+    console.log('RESULT ' + JSON.stringify({ code, before, during, after: threads() }));
+  };
+  settle();
+});`);
+    expect(r.timedOut, describeChild(r)).toBe(false);
+    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    const out = resultOf<{ code: number; before: number; during: number; after: number }>(r);
+    expect(out.code).toBe(1);
+    expect(out.during).toBeGreaterThan(out.before);
+    // The Worker's threads and the waiting touch thread are gone.
+    expect(out.after).toBe(out.before);
   });
 });
