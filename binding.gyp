@@ -16,6 +16,7 @@
         "native/testing/fork_child.cc",
         "native/testing/stress_pages.cc",
         "native/testing/stress_threads.cc",
+        "native/testing/madvise_thread.cc",
         "native/testing/sigbus_catch.cc",
         "native/testing/sigbus_touch.cc",
         "native/testing/fork_sigbus_steps.cc"

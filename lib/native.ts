@@ -53,11 +53,15 @@ export interface NativeAddon {
   readerStop(id: number): void;
   readerRef(id: number, ref: boolean): void;
   readerSetPolicy(id: number, policy: number): void;
-  readerStatus(id: number): [resolvedByReader: number, readErrno: number];
+  readerStatus(id: number): [resolvedByReader: number, readErrno: number, paused: boolean];
+  readerPause(id: number, paused: boolean): void;
 
   // testing/touch_threads.cc, testing/thread_id.cc
   threadId(): number;
   touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean): Promise<{ tid: number; values: Uint32Array }>;
+
+  // testing/madvise_thread.cc: the thread's id, and its errno (0) once madvise() returned
+  madviseThread(address: Address, length: number, advice: number, ref: boolean): [tid: number, done: Promise<number>];
 
   // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
   forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];

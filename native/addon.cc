@@ -16,6 +16,7 @@
 #include "testing/thread_id.h"
 #include "testing/fork_child.h"
 #include "testing/touch_threads.h"
+#include "testing/madvise_thread.h"
 #include "testing/sigbus_touch.h"
 #include "uffd/uffd_handle.h"
 
@@ -60,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitForkChild(env, exports);
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
+  InitMadviseThread(env, exports);
   InitSigbusTouch(env, exports);
   return exports;
 }
