@@ -23,7 +23,9 @@
  * served ranges, WP faults, remap/remove/unmap events) still reaches
  * uffd.events(). FORK events are the exception: the pager serves the
  * child's uffd itself (same ranges and sources; zero pages elsewhere), since
- * two readers of one fd would race. close() gives the stream back.
+ * two readers of one fd would race. close() gives the stream back. The
+ * pager follows only the events the uffd was opened for (EVENT_REMOVE,
+ * EVENT_REMAP, EVENT_UNMAP, EVENT_FORK).
  */
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
