@@ -17,6 +17,7 @@ export { PAGE_SIZE, HUGE_2M, HUGE_1G } from './memory/constants';
 export type { Advice, Protection, PageSize } from './memory/constants';
 export type { UffdError } from './errors';
 export { readPagemap } from './memory/pagemap';
+export { decodePagemapEntry } from './memory/pagemap';
 export type { PagemapEntry } from './memory/pagemap';
 export { probeSupport, requiredFeatures, MEMORY_TYPES, MODES } from './doctor/support-matrix';
 export type { DoctorReport, MemoryType, Support, SupportMatrix } from './doctor/support-matrix';

@@ -53,7 +53,8 @@ export interface NativeAddon {
   readerStop(id: number): void;
   readerRef(id: number, ref: boolean): void;
   readerSetPolicy(id: number, policy: number): void;
-  readerStatus(id: number): [resolvedByReader: number, readErrno: number];
+  readerStatus(id: number): [resolvedByReader: number, readErrno: number, paused: boolean];
+  readerPause(id: number, paused: boolean): void;
 
   // pager/pager_binding.cc (lib/pager/)
   pagerCreate(readerId: number, uffd: number, onNotes: () => void, readAheadMin: number, readAheadMax: number, onFailure: number, afterRemove: number, statsIntervalMs: number): number;
@@ -74,14 +75,23 @@ export interface NativeAddon {
   threadId(): number;
   touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean): Promise<{ tid: number; values: Uint32Array }>;
 
+  // testing/madvise_thread.cc: the thread's id, and its errno (0) once madvise() returned
+  madviseThread(address: Address, length: number, advice: number, ref: boolean): [tid: number, done: Promise<number>];
+
   // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
   forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];
+
+  // testing/longterm_pin.cc: io_uring fixed buffers; release() is false once released
+  longtermPin(address: Address, length: number): [fd: number, release: () => boolean];
 
   // testing/stress_threads.cc
   stressSession(pageSize: number, nrPages: number): StressSession;
   stressInit(session: StressSession, address: Address): void;
   stressVerify(session: StressSession, address: Address): (StressMismatch & { badPages: number }) | null;
   stressBounce(session: StressSession, fd: number, dst: Address, src: Address, threads: number, flags: number, releaseAdvice: number, seed: number): Promise<StressBounceResult>;
+
+  // testing/sigbus_touch.cc: flags 1 write back, 2 scan, 4 retry (lib/testing/sigbus-touch.ts)
+  sigbusTouch(address: Address, length: number, stride: number, flags: number, maxSignals: number, onSignal: (index: number, faultAddress: Address, code: number, write: boolean) => void, ref: boolean): [result: Promise<NativeSigbusTouchResult>, resume: (abort: boolean) => void];
 
   // net/unix_socket.cc: non-blocking Unix stream sockets and SCM_RIGHTS
   unixListen(path: string, backlog: number, mode: number): number;
@@ -105,6 +115,19 @@ export interface NativeAddon {
   pollUpdate(id: number, events: number): void;
   pollStop(id: number): void;
   pollRef(id: number, ref: boolean): void;
+}
+
+/** What a SIGBUS-catching touch thread reported (testing/sigbus_touch.cc), per page. */
+export interface NativeSigbusTouchResult {
+  tid: number;
+  values: Uint32Array;
+  readSignals: Uint32Array;
+  writeSignals: Uint32Array;
+  codes: Uint32Array;
+  nonzeroWords: Uint32Array;
+  faultAddresses: Float64Array;
+  completed: Uint8Array;
+  aborted: boolean;
 }
 
 /** Counters of a pager (pager/pager_binding.cc). */
@@ -135,6 +158,8 @@ export interface NativeForkResult {
   /** -1, or the index of the step whose system call failed; `error` is its errno. */
   failedStep: number;
   error: number;
+  /** The whole report area (capacity words): the result slots of steps 20+ live there. */
+  slots: Uint32Array;
 }
 
 /** A native stress session (page geometry and the expected counters); opaque. */

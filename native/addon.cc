@@ -16,7 +16,10 @@
 #include "testing/stress_threads.h"
 #include "testing/thread_id.h"
 #include "testing/fork_child.h"
+#include "testing/longterm_pin.h"
 #include "testing/touch_threads.h"
+#include "testing/madvise_thread.h"
+#include "testing/sigbus_touch.h"
 #include "uffd/uffd_handle.h"
 #include "net/fd_poll.h"
 #include "net/unix_socket.h"
@@ -65,6 +68,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitUnixSocket(env, exports);
   InitFdPoll(env, exports);
   pager::InitPager(env, exports);
+  InitLongtermPin(env, exports);
+  InitMadviseThread(env, exports);
+  InitSigbusTouch(env, exports);
   return exports;
 }
 

@@ -64,6 +64,22 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     this.#updateLoopRef();
   }
 
+  /**
+   * Whether the reader is paused (pause()). The reader resumes by itself if
+   * the JS thread blocks in a userfault while paused, so ask it.
+   */
+  get paused(): boolean {
+    return this.#readerId !== 0 && native.readerStatus(this.#readerId)[2];
+  }
+
+  /**
+   * Stops (true) or resumes the native reader. Once pause(true) returns no
+   * read() of the fd is under way, so every later message stays in the kernel.
+   */
+  pause(paused: boolean): void {
+    native.readerPause(this.#readerId, paused);
+  }
+
   setPolicy(policy: JsThreadFaultPolicy): void {
     native.readerSetPolicy(this.#readerId, POLICY_CODES[policy]);
   }

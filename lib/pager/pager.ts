@@ -23,17 +23,18 @@
  * served ranges, WP faults, remap/remove/unmap events) still reaches
  * uffd.events(). FORK events are the exception: the pager serves the
  * child's uffd itself (same ranges and sources; zero pages elsewhere), since
- * two readers of one fd would race. close() gives the stream back.
+ * two readers of one fd would race. close() gives the stream back. The
+ * pager follows only the events the uffd was opened for (EVENT_REMOVE,
+ * EVENT_REMAP, EVENT_UNMAP, EVENT_FORK).
  */
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { constants } from 'node:os';
 import { native } from '../native';
 import { abortError, closedError, errnoError, withRange } from '../errors';
 import { checkAligned, checkInteger, checkObject, checkOneOf } from '../validate';
 import { PAGE_SIZE } from '../memory/constants';
 import type { RangeLike, Userfaultfd } from '../uffd/userfaultfd';
-import { prepareSource, SOURCE_CODES, SOURCE_KINDS, type PageReader, type PagerSource, type SourceKind } from './sources';
+import { prepareSource, SOURCE_CODES, SOURCE_KINDS, type PageBytes, type PageReader, type PagerSource, type SourceKind } from './sources';
 import { decodeStats, type PagerStats } from './stats';
 
 export type FailurePolicy = 'poison' | 'zero';
@@ -351,34 +352,47 @@ export class Pager extends EventEmitter {
   #onNotes(): void {
     if (this.#closed) return;
     const notes = native.pagerDrain(this.#id);
+    // A listener that throws must not cost the rest of the batch (function
+    // requests among them would leave their threads blocked): the first
+    // error is rethrown once every note is handled.
+    let thrown: { error: unknown } | undefined;
     for (let i = 0; i < notes.length; i += 8) {
       const n = notes.subarray(i, i + 8);
-      switch (n[0]) {
-        case NOTE.REQUEST:
-          void this.#fulfil(n[1], n[2], n[3], n[4], n[5], n[6] === 1, n[7]);
-          break;
-        case NOTE.FAILURE: {
-          const cause = n[4] === 1 ? shortReadError(n[1], n[2], n[5]) : errnoError(n[3], 'ioctl', n[1], n[2]);
-          this.#fail(n[1], n[2], n[5], cause);
-          break;
-        }
-        case NOTE.EVENT:
-          if (n[1] === EVENT.REMAP) this.emit('remap', { from: n[2], to: n[3], length: n[4], child: n[5] === 1 });
-          else this.emit(n[1] === EVENT.REMOVE ? 'remove' : 'unmap', { start: n[2], end: n[3], child: n[5] === 1 });
-          break;
-        case NOTE.PREFETCH_DONE: {
-          const p = this.#settlePrefetch(n[1]);
-          p?.resolve({ bytes: n[2], stopped: n[4] === 1 });
-          break;
-        }
-        case NOTE.FORK:
-          this.emit('fork', { nested: n[1] === 1 });
-          break;
-        case NOTE.STATS:
-          this.emit('stats', this.stats());
-          break;
+      try {
+        this.#handleNote(n);
+      } catch (error) {
+        thrown ??= { error };
       }
-      if (this.#closed) return;
+      if (this.#closed) break;
+    }
+    if (thrown) throw thrown.error;
+  }
+
+  #handleNote(n: Float64Array): void {
+    switch (n[0]) {
+      case NOTE.REQUEST:
+        this.#fulfil(n[1], n[2], n[3], n[4], n[5], n[6] === 1, n[7]);
+        break;
+      case NOTE.FAILURE: {
+        const cause = n[4] === 1 ? shortReadError(n[1], n[2], n[5]) : errnoError(n[3], 'ioctl', n[1], n[2]);
+        this.#fail(n[1], n[2], n[5], cause);
+        break;
+      }
+      case NOTE.EVENT:
+        if (n[1] === EVENT.REMAP) this.emit('remap', { from: n[2], to: n[3], length: n[4], child: n[5] === 1 });
+        else this.emit(n[1] === EVENT.REMOVE ? 'remove' : 'unmap', { start: n[2], end: n[3], child: n[5] === 1 });
+        break;
+      case NOTE.PREFETCH_DONE: {
+        const p = this.#settlePrefetch(n[1]);
+        p?.resolve({ bytes: n[2], stopped: n[4] === 1 });
+        break;
+      }
+      case NOTE.FORK:
+        this.emit('fork', { nested: n[1] === 1 });
+        break;
+      case NOTE.STATS:
+        this.emit('stats', this.stats());
+        break;
     }
   }
 
@@ -387,42 +401,56 @@ export class Pager extends EventEmitter {
     this.emit('failure', failure);
   }
 
-  /** A function source's page: call it, then COPY (EAGAIN: retry shortly; failure: the policy). */
-  async #fulfil(request: number, address: number, length: number, offset: number, threadId: number, write: boolean, tag: number): Promise<void> {
+  /**
+   * A function source's page: call it, then COPY (EAGAIN: retry shortly;
+   * failure: the policy). A function that returns bytes directly (not a
+   * promise) is completed in the same turn, without a microtask.
+   */
+  #fulfil(request: number, address: number, length: number, offset: number, threadId: number, write: boolean, tag: number): void {
     const read = this.#readers.get(tag);
-    let bytes: ArrayBufferView | ArrayBuffer | undefined;
-    let cause: unknown;
+    let result: PageBytes | Promise<PageBytes>;
     try {
       if (!read) throw new Error('no function for this range');
-      const data = await read(address, length, { offset, threadId, write });
-      if (!(ArrayBuffer.isView(data) || data instanceof ArrayBuffer)) {
-        throw new TypeError(`the read function returned ${data === null ? 'null' : typeof data}, not bytes`);
-      }
-      if (data.byteLength < length) {
-        throw new RangeError(`the read function returned ${data.byteLength} bytes for a ${length}-byte page`);
-      }
-      bytes = data;
+      result = read(address, length, { offset, threadId, write });
     } catch (err) {
-      cause = err;
-    }
-    if (this.#closed) return;
-    const id = this.#id;
-    if (bytes === undefined) {
-      const rc = native.pagerComplete(id, request, null);
-      if (rc !== ESTALE) this.#fail(address, length, offset, cause);
+      this.#complete(request, address, length, offset, undefined, err);
       return;
     }
-    for (let tries = 0; ; tries++) {
-      const rc = native.pagerComplete(id, request, bytes);
-      if (rc === EAGAIN && tries < MAX_COMPLETE_RETRIES && !this.#closed) {
+    if (result !== null && typeof (result as Promise<PageBytes>).then === 'function') {
+      (result as Promise<PageBytes>).then(
+        (data) => this.#complete(request, address, length, offset, data, undefined),
+        (err: unknown) => this.#complete(request, address, length, offset, undefined, err),
+      );
+    } else {
+      this.#complete(request, address, length, offset, result as PageBytes, undefined);
+    }
+  }
+
+  #complete(request: number, address: number, length: number, offset: number, data: unknown, cause: unknown): void {
+    if (this.#closed) return;
+    if (cause === undefined) {
+      if (!(ArrayBuffer.isView(data) || data instanceof ArrayBuffer)) {
+        cause = new TypeError(`the read function returned ${data === null ? 'null' : typeof data}, not bytes`);
+      } else if (data.byteLength < length) {
+        cause = new RangeError(`the read function returned ${data.byteLength} bytes for a ${length}-byte page`);
+      }
+    }
+    if (cause !== undefined) {
+      if (native.pagerComplete(this.#id, request, null) !== ESTALE) this.#fail(address, length, offset, cause);
+      return;
+    }
+    const bytes = data as PageBytes;
+    const attempt = (tries: number): void => {
+      if (this.#closed) return;
+      const rc = native.pagerComplete(this.#id, request, bytes);
+      if (rc === EAGAIN && tries < MAX_COMPLETE_RETRIES) {
         // The mapping is changing: the reader thread is reading the event.
-        await sleep(1);
-        if (this.#closed) return;
-        continue;
+        setTimeout(() => attempt(tries + 1), 1);
+        return;
       }
       if (rc !== 0 && rc !== ESTALE) this.#fail(address, length, offset, errnoError(rc, 'ioctl(UFFDIO_COPY)', address, length));
-      return;
-    }
+    };
+    attempt(0);
   }
 }
 

@@ -386,6 +386,35 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     return this.#dispatcher.subscribe(hwm, opts.signal);
   }
 
+  /**
+   * Stops reading the fd: new messages stay in the kernel, so whatever waits
+   * for them to be read stays blocked — a faulting thread, or a thread in
+   * madvise()/mremap()/munmap()/fork() waiting for its REMOVE/REMAP/UNMAP/FORK
+   * event (the window in which range ioctls answer 'EAGAIN'). Events read
+   * before the call are still delivered. When it returns, no read is under
+   * way. A fault of the JavaScript thread cannot wait for resumeReading()
+   * (that thread would be the one to call it): if the JS thread stays blocked
+   * in a userfault while paused, the reader resumes by itself and resolves it
+   * by the jsThreadFaults policy, and readingPaused reads false again.
+   */
+  pauseReading(): this {
+    this.fdFor('read');
+    this.#dispatcher.pause(true);
+    return this;
+  }
+
+  /** Reads the fd again after pauseReading(); the waiting messages are delivered. */
+  resumeReading(): this {
+    this.fdFor('read');
+    this.#dispatcher.pause(false);
+    return this;
+  }
+
+  /** Whether reading is paused (pauseReading()); false once closed. */
+  get readingPaused(): boolean {
+    return this.#fd >= 0 && this.#dispatcher.paused;
+  }
+
   /** Keep the event loop alive while an iterator waits for events (the default). */
   ref(): this {
     if (this.#fd >= 0) this.#dispatcher.ref(true);

@@ -1,6 +1,7 @@
 #include "fault_reader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -24,6 +26,11 @@ namespace uffd {
 namespace {
 constexpr size_t kBatch = 64;  // messages per read(), as the C reference handler
 constexpr size_t kPageSizes[] = {4096, 2u << 20, 1u << 30};
+// While paused, how often the reader checks whether the JS thread is blocked
+// in a userfault, and how many checks in a row make it resume (a fault on
+// another uffd, resolved by that one's reader, lasts far less).
+constexpr int kPausedCheckMs = 20;
+constexpr int kPausedStrikes = 2;
 }  // namespace
 
 void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, void*) {
@@ -35,8 +42,16 @@ void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, v
 }
 
 FaultReader::FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable)
-    : uffd_(uffd), stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), jsThreadId_(jsThreadId) {
-  if (stopFd_ < 0) ThrowErrno(env, errno, "eventfd");
+    : uffd_(uffd),
+      stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      controlFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      jsThreadId_(jsThreadId) {
+  if (stopFd_ < 0 || controlFd_ < 0) {
+    int err = errno;
+    if (stopFd_ >= 0) close(stopFd_);
+    if (controlFd_ >= 0) close(controlFd_);
+    ThrowErrno(env, err, "eventfd");
+  }
   tsfn_ = ReaderTsfn::New(env, onReadable, "userfaultfd:reader", 0, 1);
   tsfn_.Unref(env);
   thread_ = std::thread([this] { Run(); });
@@ -49,6 +64,38 @@ FaultReader::~FaultReader() {
     if (msg.event == UFFD_EVENT_FORK) close(static_cast<int>(msg.arg.fork.ufd));
   }
   if (stopFd_ >= 0) close(stopFd_);
+  if (controlFd_ >= 0) close(controlFd_);
+}
+
+bool FaultReader::Paused() {
+  std::lock_guard<std::mutex> lock(readMutex_);
+  return paused_;
+}
+
+// The kernel's wait channel of the JS thread. Without kallsyms it reads "0"
+// and the check never fires (documented).
+bool FaultReader::JsThreadInUserfault() const {
+  if (jsThreadId_ == 0) return false;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/wchan", static_cast<int>(jsThreadId_));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[64] = {0};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 && strncmp(buf, "handle_userfault", 16) == 0;
+}
+
+void FaultReader::SetPaused(bool paused) {
+  {
+    // Taken while no read() is under way; the thread checks the flag under
+    // the same mutex before each read().
+    std::lock_guard<std::mutex> lock(readMutex_);
+    paused_ = paused;
+  }
+  uint64_t one = 1;
+  ssize_t ignored = write(controlFd_, &one, sizeof one);
+  (void)ignored;
 }
 
 void FaultReader::Stop() {
@@ -156,27 +203,58 @@ bool FaultReader::SetFilter(std::shared_ptr<FaultFilter> filter) {
 
 void FaultReader::Run() {
   uffd_msg msgs[kBatch];
-  pollfd fds[2] = {{uffd_, POLLIN, 0}, {stopFd_, POLLIN, 0}};
+  pollfd fds[3] = {{stopFd_, POLLIN, 0}, {controlFd_, POLLIN, 0}, {uffd_, POLLIN, 0}};
+  int strikes = 0;
   bool deferred = false;  // the filter has faults to retry
   for (;;) {
-    int ready = poll(fds, 2, deferred ? 1 : -1);
+    bool paused;
+    {
+      std::lock_guard<std::mutex> lock(readMutex_);
+      paused = paused_;
+    }
+    // Paused, the uffd is left out of the poll set: its messages stay in
+    // the kernel until resumed (or stopped).
+    int ready = poll(fds, paused ? 2 : 3, paused ? kPausedCheckMs : deferred ? 1 : -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       readError_ = errno;
       break;
     }
-    if (fds[1].revents) break;
     if (ready == 0) {
-      std::lock_guard<std::mutex> lock(filterMutex_);
-      deferred = filter_ ? filter_->RetryDeferred(uffd_) : false;
+      if (deferred) {
+        std::lock_guard<std::mutex> lock(filterMutex_);
+        deferred = filter_ ? filter_->RetryDeferred(uffd_) : false;
+      }
+      if (!paused) continue;
+      // Paused and idle: a JS thread blocked in a userfault would stay so
+      // for ever (it is the one that would call resumeReading()).
+      strikes = JsThreadInUserfault() ? strikes + 1 : 0;
+      if (strikes >= kPausedStrikes) {
+        std::lock_guard<std::mutex> lock(readMutex_);
+        paused_ = false;
+        strikes = 0;
+      }
       continue;
     }
-    if (fds[0].revents & (POLLERR | POLLNVAL)) {
+    if (fds[0].revents) break;
+    if (fds[1].revents) {
+      uint64_t count;
+      ssize_t ignored = read(controlFd_, &count, sizeof count);
+      (void)ignored;
+      continue;  // re-read paused_
+    }
+    if (paused) continue;
+    if (fds[2].revents & (POLLERR | POLLNVAL)) {
       readError_ = EBADF;
       Deliver(nullptr, 0);
       break;
     }
-    ssize_t bytes = read(uffd_, msgs, sizeof msgs);
+    ssize_t bytes;
+    {
+      std::lock_guard<std::mutex> lock(readMutex_);
+      if (paused_) continue;
+      bytes = read(uffd_, msgs, sizeof msgs);
+    }
     if (bytes < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
       readError_ = errno;
@@ -185,6 +263,7 @@ void FaultReader::Run() {
     }
     size_t n = static_cast<size_t>(bytes) / sizeof(uffd_msg);
     {
+      // A native consumer (the pager) takes what it serves first.
       std::lock_guard<std::mutex> lock(filterMutex_);
       if (filter_) {
         n = filter_->Filter(uffd_, msgs, n);
@@ -298,13 +377,21 @@ Napi::Value ReaderSetPolicy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// readerStatus(id) -> [resolvedByReader, readErrno]
+// readerPause(id, paused)
+Napi::Value ReaderPause(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  ReaderArg(info)->SetPaused(info[1].ToBoolean());
+  return info.Env().Undefined();
+}
+
+// readerStatus(id) -> [resolvedByReader, readErrno, paused]
 Napi::Value ReaderStatus(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
   FaultReader* reader = ReaderArg(info);
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(reader->ResolvedByReader())));
   out.Set(1u, Napi::Number::New(info.Env(), reader->ReadError()));
+  out.Set(2u, Napi::Boolean::New(info.Env(), reader->Paused()));
   return out;
 }
 
@@ -323,6 +410,7 @@ void InitFaultReader(Napi::Env env, Napi::Object exports) {
   exports.Set("readerRef", Napi::Function::New(env, ReaderRef, "readerRef"));
   exports.Set("readerSetPolicy", Napi::Function::New(env, ReaderSetPolicy, "readerSetPolicy"));
   exports.Set("readerStatus", Napi::Function::New(env, ReaderStatus, "readerStatus"));
+  exports.Set("readerPause", Napi::Function::New(env, ReaderPause, "readerPause"));
 }
 
 }  // namespace uffd

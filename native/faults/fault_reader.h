@@ -45,6 +45,15 @@ class FaultReader {
   // Moves up to `max` queued messages into `out`; returns how many.
   size_t Drain(uffd_msg* out, size_t max);
   void SetPolicy(JsThreadFaultPolicy policy) { policy_.store(policy); }
+  // Stops (or resumes) reading the uffd: its messages then stay in the
+  // kernel, and the threads waiting on them (a fault, or an madvise/mremap/
+  // fork waiting for its event to be read) stay blocked. When SetPaused(true)
+  // returns, no read() is under way and none will start until resumed.
+  // Except: if the JS thread stays blocked in a userfault while paused (it
+  // touched registered memory), nothing else could ever resume reading, so
+  // the reader resumes by itself and resolves that fault by the policy.
+  void SetPaused(bool paused);
+  bool Paused();
   void Ref(Napi::Env env) { tsfn_.Ref(env); }
   void Unref(Napi::Env env) { tsfn_.Unref(env); }
   uint64_t ResolvedByReader() const { return resolvedByReader_.load(); }
@@ -64,9 +73,11 @@ class FaultReader {
   void Run();
   void Deliver(const uffd_msg* msgs, size_t n);
   void ResolveForJsThread(uffd_msg* msg);
+  bool JsThreadInUserfault() const;
 
   int uffd_;
   int stopFd_;
+  int controlFd_;  // wakes the poll() when paused_ changes
   pid_t jsThreadId_;
   std::atomic<JsThreadFaultPolicy> policy_{JsThreadFaultPolicy::kZero};
   std::atomic<uint64_t> resolvedByReader_{0};
@@ -77,6 +88,8 @@ class FaultReader {
   bool signalled_ = false;  // a call into JS is pending; under mutex_
   std::thread thread_;
   bool stopped_ = false;
+  std::mutex readMutex_;  // held around each read() of the uffd
+  bool paused_ = false;   // under readMutex_
   // Held by the reader thread while a filter handles a batch.
   std::mutex filterMutex_;
   std::shared_ptr<FaultFilter> filter_;
