@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryFile, UnixServer, Userfaultfd } from '../lib';
+import { MemoryFile, Pager, UnixServer, Userfaultfd } from '../lib';
 import { describeChild, jsonLines, runFixture } from './helpers/child';
 
 const dir = mkdtempSync(join(tmpdir(), 'uffd-fromfd-'));
@@ -46,6 +46,31 @@ describe('Userfaultfd.fromFd', () => {
     const [out] = jsonLines(r) as { values: number[]; enabled: string[] }[];
     expect(out.values).toEqual(Array.from({ length: pages }, (_, i) => 7000 + i));
     expect(out.enabled).toEqual(['EVENT_REMOVE', 'THREAD_ID']);
+    uffd.close();
+    conn.close();
+    server.close();
+  });
+
+  it('a pager serves the sender, also the faults raised before it was attached (serve() wakes them)', async () => {
+    const path = join(dir, 'b.sock');
+    const server = UnixServer.listen(path);
+    const pages = 8;
+    const child = runFixture('uffd-sender.js', [path, String(pages)], 20_000);
+    const conn = await server.accept();
+    const msg = (await conn.receive())!;
+    const { address, length } = JSON.parse(msg.data.toString()) as { address: number; length: number };
+    const uffd = Userfaultfd.fromFd(msg.fds[0], { registrations: [{ address, length, modes: ['missing'] }] });
+    // The sender faults right after sending; let the reader take that
+    // message before any pager exists (it goes to events(), unread).
+    await new Promise((r) => setTimeout(r, 300));
+    const contents = Buffer.alloc(length);
+    for (let i = 0; i < pages; i++) contents.writeUInt32LE(500 + i, i * 4096);
+    const pager = Pager.create(uffd, { readAhead: false });
+    pager.serve({ address, length }, { kind: 'buffer', buffer: contents });
+    const r = await child;
+    expect([r.code, r.timedOut], describeChild(r)).toEqual([0, false]);
+    expect((jsonLines(r)[0] as { values: number[] }).values).toEqual(Array.from({ length: pages }, (_, i) => 500 + i));
+    expect(pager.stats().faults).toBe(pages);
     uffd.close();
     conn.close();
     server.close();
