@@ -107,8 +107,9 @@ export class FirecrackerSession extends EventEmitter<{ unexpected: [unknown]; fa
   // Everything the pager does not handle reaches uffd.events(): REMOVE and
   // UNMAP notes (already acted upon), faults the uffd's reader read before
   // the pager was attached (the VM faults as soon as the handshake is sent),
-  // and faults outside the handshake's regions. The early ones are woken:
-  // the thread touches the page again and the pager serves that fault.
+  // and faults outside the handshake's regions. The early ones are woken
+  // (serve() already woke their threads; waking again is harmless): the
+  // thread touches the page again and the pager serves that fault.
   // Nothing can serve the others: reported as 'unexpected'.
   async #drainEvents(): Promise<void> {
     try {
