@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE } from '../lib/index';
 import { forkChild, type ForkedChild } from '../lib/testing/index';
-import { withHarness } from './helpers/harness';
+import { waitUntilBlockedInFault, withHarness } from './helpers/harness';
 import { SEED, firstWords, pagerFor, pattern } from './helpers/pager';
 
 /** Open userfaultfds of this process. */
@@ -161,6 +161,19 @@ describe('Pager and events', () => {
       expect(f.address).toBe(r.page(2));
       h.uffd.copy(r.page(2), pattern(2 * PAGE_SIZE, 7));
       expect([...(await h.finished(touch)).values]).toEqual([0, 0, 7, 7 + 1024]);
+      pager.close();
+    }));
+
+  it('a fault already waiting when its range is served is served too', () =>
+    withHarness(async (h) => {
+      const r = h.region('anon', 2);
+      h.uffd.register(r.mapping, ['missing']);
+      const touch = h.touch(r.mapping.address, r.length);
+      // Read by the uffd's reader and queued for JavaScript; nobody iterates.
+      await waitUntilBlockedInFault((await h.nextFault()).threadId);
+      const pager = pagerFor(h);
+      pager.serve(r.mapping, { kind: 'buffer', buffer: pattern(r.length, SEED + 4) });
+      expect([...(await h.finished(touch)).values]).toEqual(firstWords(pattern(r.length, SEED + 4), PAGE_SIZE));
       pager.close();
     }));
 

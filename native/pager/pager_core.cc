@@ -149,6 +149,13 @@ FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uin
 Core::Core(std::shared_ptr<Shared> shared, bool child, pid_t jsThreadId)
     : shared_(std::move(shared)), child_(child), jsThreadId_(jsThreadId) {}
 
+void Core::Quiesce() {
+  // A batch takes microseconds; the bound only guards against a reader
+  // stuck in an ioctl (its own memory as a source), never expected.
+  uint64_t deadline = NowNs() + 200'000'000;
+  while (batches_.load() > 0 && NowNs() < deadline) std::this_thread::yield();
+}
+
 Range* Core::Find(uint64_t address) {
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), address,
                              [](uint64_t a, const Range& r) { return a < r.start; });
