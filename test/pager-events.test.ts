@@ -150,6 +150,29 @@ describe('Pager and events', () => {
       pager.close();
     }, EVENTS));
 
+  it('fork: a function range of the child is served by the same function (with the child\'s thread ids)', () =>
+    withHarness(async (h) => {
+      const r = h.region('anon', 4);
+      h.uffd.register(r.mapping, ['missing']);
+      const data = pattern(r.length, SEED + 3);
+      const askedBy = new Set<number>();
+      const pager = pagerFor(h);
+      pager.serve(r.mapping, {
+        kind: 'function',
+        read: async (_address, length, { offset, threadId }) => {
+          askedBy.add(threadId);
+          return data.subarray(offset, offset + length);
+        },
+      });
+      const child = forkChild([{ op: 'read', address: r.mapping.address, length: r.length }]);
+      children.push(child);
+      const result = await child.exited;
+      expect(result).toMatchObject({ exitCode: 0, signal: null });
+      expect([...result.values]).toEqual(firstWords(data, PAGE_SIZE));
+      expect([...askedBy]).toEqual([child.pid]);
+      pager.close();
+    }, EVENTS));
+
   it('faults outside served ranges and WP faults reach uffd.events()', () =>
     withHarness(async (h) => {
       const r = h.region('anon', 4);
