@@ -285,7 +285,9 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     if (r.err == EEXIST && r.done == 0) {
       stats.eexist++;
       Wake(fd, page, ps);
-    } else if (r.err != 0 && r.done == 0 && r.err != ENOENT) {
+    } else if ((r.err == ENOENT || r.err == ESRCH) && r.done == 0) {
+      Wake(fd, page, ps);  // gone: let the thread find out
+    } else if (r.err != 0 && r.done == 0) {
       Fail(fd, *range, page, r.err, false);
     }
     stats.Latency(NowNs() - t0);
@@ -303,8 +305,12 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     return Outcome::kDone;
   }
 
+  uint64_t previousWindow = range->raWindow;
   uint64_t length = Window(*range, page);
   FillResult r = Fill(fd, *range->source, range->offset + (page - range->start), page, length, ps, &buffers_);
+  // Only a fault that mapped something moves the window: a second thread's
+  // fault on a page just mapped (EEXIST) must not reset a sequential run.
+  if (r.done == 0) range->raWindow = previousWindow;
   if (r.done > 0) {
     // The faulting page was first in the window: it is mapped and woken. A
     // page already present further on (EEXIST, reported as EAGAIN with
