@@ -186,7 +186,9 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
     }
   });
 
-  // Result words of steps 40+ follow the read values.
+  // Result words of steps 40+ follow the read values. (Another family of
+  // steps with result words needs its own words: place one family after
+  // the other, never both at `capacity`.)
   if (capacity + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
   const base = capacity;
   sigbusSteps.fixUp(encoded, SLOTS, base);
