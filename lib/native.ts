@@ -74,6 +74,22 @@ export interface NativeAddon {
   stressInit(session: StressSession, address: Address): void;
   stressVerify(session: StressSession, address: Address): (StressMismatch & { badPages: number }) | null;
   stressBounce(session: StressSession, fd: number, dst: Address, src: Address, threads: number, flags: number, releaseAdvice: number, seed: number): Promise<StressBounceResult>;
+
+  // testing/sigbus_touch.cc: flags 1 write back, 2 scan, 4 retry (lib/testing/sigbus-touch.ts)
+  sigbusTouch(address: Address, length: number, stride: number, flags: number, maxSignals: number, onSignal: (index: number, faultAddress: Address, code: number, write: boolean) => void, ref: boolean): [result: Promise<NativeSigbusTouchResult>, resume: (abort: boolean) => void];
+}
+
+/** What a SIGBUS-catching touch thread reported (testing/sigbus_touch.cc), per page. */
+export interface NativeSigbusTouchResult {
+  tid: number;
+  values: Uint32Array;
+  readSignals: Uint32Array;
+  writeSignals: Uint32Array;
+  codes: Uint32Array;
+  nonzeroWords: Uint32Array;
+  faultAddresses: Float64Array;
+  completed: Uint8Array;
+  aborted: boolean;
 }
 
 /** What a forked test child reported (testing/fork_child.cc). */

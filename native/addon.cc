@@ -18,6 +18,7 @@
 #include "testing/longterm_pin.h"
 #include "testing/touch_threads.h"
 #include "testing/madvise_thread.h"
+#include "testing/sigbus_touch.h"
 #include "uffd/uffd_handle.h"
 
 namespace uffd {
@@ -63,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitStressThreads(env, exports);
   InitLongtermPin(env, exports);
   InitMadviseThread(env, exports);
+  InitSigbusTouch(env, exports);
   return exports;
 }
 

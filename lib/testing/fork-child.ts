@@ -14,6 +14,7 @@ import { checkAligned, checkInteger, checkObject, checkOneOf, describe } from '.
 import { MADV, MREMAP, PAGE_SIZE, type Advice } from '../memory/constants';
 import type { PagemapEntry } from '../memory/pagemap';
 import { RESULT_OPS, ResultSteps, type ResultStep } from './fork-child-results';
+import { SIGBUS_STEP_OPS, SigbusSteps, type SigbusReadReport, type SigbusStep, type ZeroScanReport } from './fork-sigbus-steps';
 
 /** Reads the first 32-bit word of every `stride` bytes (default 4096) and reports it. */
 export interface ReadStep {
@@ -57,7 +58,7 @@ export interface RaiseStep {
   signal: NodeJS.Signals | number;
 }
 
-export type ForkStep = ReadStep | WriteStep | MadviseStep | MremapStep | MunmapStep | RaiseStep | ResultStep;
+export type ForkStep = ReadStep | WriteStep | MadviseStep | MremapStep | MunmapStep | RaiseStep | ResultStep | SigbusStep;
 
 export interface ForkChildOptions {
   /** The child's exit code once every step ran (default 0). */
@@ -78,6 +79,10 @@ export interface ForkChildResult {
   readonly failedStep?: { readonly index: number; readonly error: UffdError };
   /** With 'pagemap' steps: the entries the child read of its own memory, in step order (those that ran). */
   readonly pagemap?: readonly PagemapEntry[];
+  /** With 'readSigbus' steps: what each saw, in step order (cut where the child ended). */
+  readonly sigbusReads?: readonly SigbusReadReport[];
+  /** With 'scanZero' steps: the scans that completed, in step order. */
+  readonly zeroScans?: readonly ZeroScanReport[];
 }
 
 export interface ForkedChild {
@@ -127,13 +132,21 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
   const failures: { syscall: string; address?: number; length?: number }[] = [];
   let capacity = 0;
   const resultSteps = new ResultSteps();
+  const sigbusSteps = new SigbusSteps();
   steps.forEach((step, i) => {
     const at = (slot: number, value: number) => (encoded[i * SLOTS + slot] = value);
     const s = checkObject<ForkStep & Record<string, unknown>>(`steps[${i}]`, step ?? null);
-    const allOps = [...Object.keys(OPS), ...Object.keys(RESULT_OPS)] as (keyof typeof OPS | keyof typeof RESULT_OPS)[];
+    const allOps = [...Object.keys(OPS), ...Object.keys(RESULT_OPS), ...Object.keys(SIGBUS_STEP_OPS)] as (keyof typeof OPS | keyof typeof RESULT_OPS | keyof typeof SIGBUS_STEP_OPS)[];
     const anyOp = checkOneOf(`steps[${i}].op`, s.op, allOps);
     if (ResultSteps.handles(anyOp)) {
       failures.push(resultSteps.encode(i, anyOp, s, at));
+      return;
+    }
+    if (SigbusSteps.handles(anyOp)) {
+      const { values, ...failure } = sigbusSteps.encode(i, anyOp, s, at);
+      failures.push(failure);
+      capacity += values;
+      if (capacity + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
       return;
     }
     const op = anyOp as keyof typeof OPS;
@@ -183,10 +196,14 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
     }
   });
 
-  // Result slots follow the read values.
+  // Result words follow the read values: those of steps 20+ (pagemap, pins),
+  // then those of steps 40+ (SIGBUS reads, zero scans).
+  if (capacity + resultSteps.reserved + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
   const base = capacity;
+  const sigbusBase = base + resultSteps.reserved;
   resultSteps.fixUp(encoded, SLOTS, base);
-  const [pid, exited, kill] = native.forkChild(encoded, capacity + resultSteps.reserved, exitCode);
+  sigbusSteps.fixUp(encoded, SLOTS, sigbusBase);
+  const [pid, exited, kill] = native.forkChild(encoded, capacity + resultSteps.reserved + sigbusSteps.reserved, exitCode);
   return {
     pid,
     exited: exited.then((r) => {
@@ -201,6 +218,8 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
         result.failedStep = { index: r.failedStep, error: errnoError(r.error, syscall, f.address, f.length) };
       }
       if (resultSteps.hasPagemap) result.pagemap = resultSteps.pagemap(base, r.slots);
+      if (sigbusSteps.hasReads) result.sigbusReads = sigbusSteps.sigbusReads(sigbusBase, r.slots);
+      if (sigbusSteps.hasScans) result.zeroScans = sigbusSteps.zeroScans(sigbusBase, r.slots);
       return result;
     }),
     kill: (signal = 'SIGKILL') => kill(signalNumber('signal', signal)),

@@ -63,6 +63,7 @@ export type {
   ForkedChild,
 } from './fork-child';
 export type { PagemapStep, PinStep, UnpinStep, ResultStep } from './fork-child-results';
+export type { ReadSigbusStep, ReadWriteBackStep, ScanZeroStep, SigbusReadReport, ZeroScanReport } from './fork-sigbus-steps';
 
 export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
 export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';
@@ -73,3 +74,6 @@ export { rawUffd, RAW_UFFD_FLAGS, UFFD_API } from './raw-uffd';
 export type { RawUffd, RawOpenOptions, RawErrno, RawApiResult, RawRegisterResult } from './raw-uffd';
 export { madviseInThread } from './madvise-thread';
 export type { MadviseThread, MadviseResult, MadviseThreadOptions } from './madvise-thread';
+
+export { touchCatchingSigbus, SIGBUS_CODES } from './sigbus-touch';
+export type { SigbusTouchOptions, SigbusTouchResult, SigbusSignal } from './sigbus-touch';

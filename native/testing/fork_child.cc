@@ -35,6 +35,7 @@
 #include "../errors.h"
 #include "fork_child.h"
 #include "longterm_pin.h"
+#include "fork_sigbus_steps.h"
 
 namespace uffd {
 namespace {
@@ -219,6 +220,8 @@ void ResetToDefault(int sig) {
         break;
       }
       default:
+        // Steps 40+ (fork_sigbus_steps.h).
+        if (RunForkSigbusStep(op, s, ForkStepReport{report->values, &report->valueCount, capacity})) break;
         errno = EINVAL;
         Fail(report, i);
     }
