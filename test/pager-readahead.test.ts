@@ -167,6 +167,10 @@ describe('Pager stats', () => {
       expect([...s.threads.values()].reduce((a, b) => a + b, 0)).toBe(64);
       expect(s.latency.reduce((a, b) => a + b, 0)).toBe(64);
       expect(s.latencyP99Ns).toBeGreaterThanOrEqual(s.latencyP50Ns);
+      const before = seen.length;
       pager.close();
+      // A last 'stats' with the final numbers.
+      expect(seen.length).toBe(before + 1);
+      expect(seen[seen.length - 1]).toBe(64);
     }));
 });

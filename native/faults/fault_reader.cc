@@ -223,7 +223,13 @@ void FaultReader::Run() {
     if (ready == 0) {
       if (deferred) {
         std::lock_guard<std::mutex> lock(filterMutex_);
-        deferred = filter_ ? filter_->RetryDeferred(uffd_) : false;
+        if (filter_) {
+          filter_->BeginBatch();
+          deferred = filter_->RetryDeferred(uffd_);
+          filter_->EndBatch();
+        } else {
+          deferred = false;
+        }
       }
       if (!paused) continue;
       // Paused and idle: a JS thread blocked in a userfault would stay so
@@ -249,26 +255,35 @@ void FaultReader::Run() {
       Deliver(nullptr, 0);
       break;
     }
+    std::shared_ptr<FaultFilter> filter;
+    {
+      std::lock_guard<std::mutex> lock(filterMutex_);
+      filter = filter_;
+    }
+    if (filter) filter->BeginBatch();
     ssize_t bytes;
     {
       std::lock_guard<std::mutex> lock(readMutex_);
-      if (paused_) continue;
-      bytes = read(uffd_, msgs, sizeof msgs);
+      bytes = paused_ ? -2 : read(uffd_, msgs, sizeof msgs);
     }
-    if (bytes < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      readError_ = errno;
-      Deliver(nullptr, 0);
-      break;
-    }
-    size_t n = static_cast<size_t>(bytes) / sizeof(uffd_msg);
-    {
-      // A native consumer (the pager) takes what it serves first.
+    int readErrno = errno;
+    size_t n = bytes > 0 ? static_cast<size_t>(bytes) / sizeof(uffd_msg) : 0;
+    if (n > 0) {
+      // A native consumer (the pager) takes what it serves first; unless it
+      // was detached meanwhile, and then JavaScript gets everything.
       std::lock_guard<std::mutex> lock(filterMutex_);
-      if (filter_) {
+      if (filter_ && filter_ == filter) {
         n = filter_->Filter(uffd_, msgs, n);
         deferred = filter_->RetryDeferred(uffd_);
       }
+    }
+    if (filter) filter->EndBatch();
+    if (bytes == -2) continue;  // paused meanwhile
+    if (bytes < 0) {
+      if (readErrno == EAGAIN || readErrno == EINTR) continue;
+      readError_ = readErrno;
+      Deliver(nullptr, 0);
+      break;
     }
     if (n == 0) continue;
     for (size_t i = 0; i < n; i++) {

@@ -149,6 +149,13 @@ FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uin
 Core::Core(std::shared_ptr<Shared> shared, bool child, pid_t jsThreadId)
     : shared_(std::move(shared)), child_(child), jsThreadId_(jsThreadId) {}
 
+void Core::Quiesce() {
+  // A batch takes microseconds; the bound only guards against a reader
+  // stuck in an ioctl (its own memory as a source), never expected.
+  uint64_t deadline = NowNs() + 200'000'000;
+  while (batches_.load() > 0 && NowNs() < deadline) std::this_thread::yield();
+}
+
 Range* Core::Find(uint64_t address) {
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), address,
                              [](uint64_t a, const Range& r) { return a < r.start; });
@@ -278,7 +285,9 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     if (r.err == EEXIST && r.done == 0) {
       stats.eexist++;
       Wake(fd, page, ps);
-    } else if (r.err != 0 && r.done == 0 && r.err != ENOENT) {
+    } else if ((r.err == ENOENT || r.err == ESRCH) && r.done == 0) {
+      Wake(fd, page, ps);  // gone: let the thread find out
+    } else if (r.err != 0 && r.done == 0) {
       Fail(fd, *range, page, r.err, false);
     }
     stats.Latency(NowNs() - t0);
@@ -296,8 +305,12 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     return Outcome::kDone;
   }
 
+  uint64_t previousWindow = range->raWindow;
   uint64_t length = Window(*range, page);
   FillResult r = Fill(fd, *range->source, range->offset + (page - range->start), page, length, ps, &buffers_);
+  // Only a fault that mapped something moves the window: a second thread's
+  // fault on a page just mapped (EEXIST) must not reset a sequential run.
+  if (r.done == 0) range->raWindow = previousWindow;
   if (r.done > 0) {
     // The faulting page was first in the window: it is mapped and woken. A
     // page already present further on (EEXIST, reported as EAGAIN with

@@ -123,6 +123,12 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
 
   size_t Filter(int uffd, uffd_msg* msgs, size_t n) override;
   bool RetryDeferred(int uffd) override;
+  void BeginBatch() override { batches_++; }
+  void EndBatch() override { batches_--; }
+  // JavaScript thread: waits (briefly) until no batch is being handled, so
+  // that what a returned madvise/mremap/munmap, or a woken thread, implies
+  // is in the ranges and the counters.
+  void Quiesce();
 
   // JavaScript thread. Serve returns false if the range overlaps one served.
   bool Serve(const Range& range);
@@ -150,6 +156,7 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
   std::shared_ptr<Shared> shared_;
   bool child_;
   pid_t jsThreadId_;
+  std::atomic<int> batches_{0};
   std::mutex mutex_;  // ranges_, deferred_, buffers_
   std::vector<Range> ranges_;  // sorted by start, disjoint
   std::vector<Deferred> deferred_;
