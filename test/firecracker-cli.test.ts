@@ -40,8 +40,8 @@ describe.skipIf(guest.skipReason !== undefined)(`Firecracker handler commands${g
   it('userfaultfd-firecracker-handler <socket> <memory file> serves the VM and exits when it exits', async () => {
     const memory = snapshot(4 * MiB);
     const socket = sock();
-    const handler = startProgram(process.execPath, [DROP_IN, socket, memory], 60_000);
-    const vm = startProgram(guest.path!, [socket, memory, '--threads', '4', '--dontneed'], 60_000);
+    const handler = startProgram(process.execPath, [DROP_IN, socket, memory], 25_000);
+    const vm = startProgram(guest.path!, [socket, memory, '--threads', '4', '--dontneed'], 25_000);
     const [h, g] = await Promise.all([handler.done, vm.done]);
     expect([g.code, g.timedOut], describeChild(g)).toEqual([0, false]);
     expect(JSON.parse(g.stdout)).toMatchObject({ ok: true, mismatches: 0, secondPassMismatches: 0 });
@@ -56,8 +56,8 @@ describe.skipIf(guest.skipReason !== undefined)(`Firecracker handler commands${g
     const memory = snapshot(8 * MiB);
     const socket = sock();
     const args = [CLI, 'firecracker', '--socket', socket, '--memory', memory, '--uid', String(process.getuid!()), '--stats-interval', '1', '--read-ahead', '16K-256K'];
-    const handler = startProgram(process.execPath, args, 60_000);
-    const vm = startProgram(guest.path!, [socket, memory, '--threads', '2', '--regions', '4', '--dontneed'], 60_000);
+    const handler = startProgram(process.execPath, args, 25_000);
+    const vm = startProgram(guest.path!, [socket, memory, '--threads', '2', '--regions', '4', '--dontneed'], 25_000);
     const [h, g] = await Promise.all([handler.done, vm.done]);
     expect(JSON.parse(g.stdout), describeChild(g)).toMatchObject({ ok: true, regions: 4 });
     expect([h.code, h.timedOut], describeChild(h)).toEqual([0, false]);
@@ -67,7 +67,7 @@ describe.skipIf(guest.skipReason !== undefined)(`Firecracker handler commands${g
 
   it('SIGTERM while waiting for the VM: a clean exit, the socket removed', async () => {
     const socket = sock();
-    const handler = startProgram(process.execPath, [DROP_IN, socket, snapshot(MiB)], 30_000);
+    const handler = startProgram(process.execPath, [DROP_IN, socket, snapshot(MiB)], 25_000);
     await until(() => existsSync(socket), 'the socket');
     process.kill(handler.pid, 'SIGTERM');
     const h = await handler.done;
@@ -79,11 +79,11 @@ describe.skipIf(guest.skipReason !== undefined)(`Firecracker handler commands${g
   it('SIGTERM while serving a running VM: stops serving, final statistics, exit 0', async () => {
     const memory = snapshot(2 * MiB);
     const socket = sock();
-    const handler = startProgram(process.execPath, [DROP_IN, socket, memory], 60_000);
+    const handler = startProgram(process.execPath, [DROP_IN, socket, memory], 25_000);
     let reported!: () => void;
     const report = new Promise<void>((resolve) => (reported = resolve));
     // The VM verifies everything, reports, then stays alive.
-    const vm = startProgram(guest.path!, [socket, memory, '--hold-ms', '30000'], 60_000, (out) => out.includes('\n') && reported());
+    const vm = startProgram(guest.path!, [socket, memory, '--hold-ms', '30000'], 25_000, (out) => out.includes('\n') && reported());
     await report;
     process.kill(handler.pid, 'SIGTERM');
     const h = await handler.done;
@@ -97,13 +97,13 @@ describe.skipIf(guest.skipReason !== undefined)(`Firecracker handler commands${g
 
   it('a broken handshake: the sender is killed (it would hang on its first fault) and the exit code is 1', async () => {
     const socket = sock();
-    const handler = startProgram(process.execPath, [DROP_IN, socket, snapshot(MiB)], 30_000);
+    const handler = startProgram(process.execPath, [DROP_IN, socket, snapshot(MiB)], 25_000);
     await until(() => existsSync(socket), 'the socket');
     // A "VM" that sends regions but no uffd, then waits.
     const code = `const { UnixSocket } = require(${JSON.stringify(join(DIST, 'index.js'))});
       UnixSocket.connect(${JSON.stringify(socket)}).then((s) => s.send('[{"base_host_virt_addr":4096,"size":4096,"offset":0,"page_size":4096}]'));
       setInterval(() => {}, 1000);`;
-    const peer = startProgram(process.execPath, ['-e', code], 30_000);
+    const peer = startProgram(process.execPath, ['-e', code], 25_000);
     const [h, p] = await Promise.all([handler.done, peer.done]);
     expect([h.code, h.timedOut], describeChild(h)).toEqual([1, false]);
     expect(h.stderr).toContain('handshake failed: the handshake carried no file descriptor');

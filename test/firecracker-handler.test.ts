@@ -54,8 +54,13 @@ async function serveGuest(memBytes: number, guestArgs: string[], options: Partia
   const memory = snapshot(memBytes);
   const socket = join(dir, `fc${n++}.sock`);
   const handler = FirecrackerHandler.listen({ socket, memory, ...options });
-  const vm = startProgram(guest.path!, [socket, memory, ...guestArgs], 60_000);
-  const session = await handler.accept();
+  // Under the test's own timeout, so that a hang reports the guest's output.
+  const vm = startProgram(guest.path!, [socket, memory, ...guestArgs], 25_000);
+  const early = vm.done.then((r) => {
+    throw new Error(`the guest ended before its handshake was taken: ${describeChild(r)}`);
+  });
+  early.catch(() => undefined);
+  const session = await Promise.race([handler.accept(), early]);
   handler.close();
   const unexpected: unknown[] = [];
   session.on('unexpected', (e) => unexpected.push(e));
