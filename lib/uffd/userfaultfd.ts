@@ -244,7 +244,10 @@ export class Userfaultfd implements ioctl.IoctlTarget {
       // This process may not open userfaultfds itself (the owner could).
     }
     native.setNonBlocking(number, true);
+    // The Userfaultfd owns it now: whatever held it must not close it too
+    // (a ReceivedFd, or the environment's teardown if the number came from one).
     if (fd instanceof ReceivedFd) fd.take();
+    else native.netDisown(number);
     const u = new Userfaultfd(number, 'fd', false, { supported, enabled: info.features, ioctls: info.ioctls }, policy, new RegistrationSet());
     u.#foreign = true;
     for (const [i, r] of (opts.registrations ?? []).entries()) {
