@@ -17,7 +17,7 @@ export interface UffdFdInfo {
   features: bigint;
   /** Ioctls UFFDIO_API allows (as its uffdio_api.ioctls). */
   ioctls: bigint;
-  /** Whether the kernel marks UFFDIO_API as done (false also on kernels that do not show it). */
+  /** Whether the kernel marks UFFDIO_API as done (false also on kernels that do not show it, before 6.x). */
   initialized: boolean;
 }
 
