@@ -213,18 +213,6 @@ export class Pager extends EventEmitter {
     if (prepared.keep) this.#keep.add(prepared.keep);
     this.#serving = true;
     this.#updateLoopRef();
-    // A thread may already be blocked on a fault here whose message the
-    // uffd's reader read before this range was served (between register()
-    // and serve(), or as soon as another process sent its uffd): that
-    // message went to events(), where nobody may be listening. Wake the
-    // range: such a thread touches the page again and this pager serves the
-    // new fault; a thread not blocked is not affected.
-    try {
-      native.wake(this.uffd.fd, address, length);
-    } catch {
-      // The memory's owner is gone (ESRCH) or the range is not registered:
-      // nothing is waiting there.
-    }
     return { address, length, offset: prepared.offset, kind: prepared.kind };
   }
 
