@@ -424,6 +424,12 @@ size_t Core::Filter(int uffd, uffd_msg* msgs, size_t n) {
   return kept;
 }
 
+void Core::WakeDeferred(int uffd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Deferred& d : deferred_) Wake(uffd, d.msg.arg.pagefault.address & ~4095ull, 4096);
+  deferred_.clear();
+}
+
 bool Core::RetryDeferred(int uffd) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (deferred_.empty()) return false;
