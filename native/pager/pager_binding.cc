@@ -37,6 +37,7 @@ void ClosePager(PagerSlot* slot, bool teardown) {
   // thread no longer runs the core, and faults go to JavaScript again.
   FaultReader* reader = FindReader(Napi::Env(slot->env), slot->readerId);
   if (reader) reader->SetFilter(nullptr);
+  slot->root->WakeDeferred(slot->uffd);
   for (auto& p : slot->prefetches) p->Stop();
   slot->prefetches.clear();
   slot->shared->Close(teardown);

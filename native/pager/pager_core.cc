@@ -444,6 +444,12 @@ void Core::ZeroRemovedFirst(const uffd_msg* msgs, size_t n) {
   }
 }
 
+void Core::WakeDeferred(int uffd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Deferred& d : deferred_) Wake(uffd, d.msg.arg.pagefault.address & ~4095ull, 4096);
+  deferred_.clear();
+}
+
 bool Core::RetryDeferred(int uffd) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (deferred_.empty()) return false;

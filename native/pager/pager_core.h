@@ -129,6 +129,9 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
   // that what a returned madvise/mremap/munmap, or a woken thread, implies
   // is in the ranges and the counters.
   void Quiesce();
+  // After detaching: wakes the faults still deferred (EAGAIN), which then
+  // fault again and reach whoever reads the uffd now.
+  void WakeDeferred(int uffd);
 
   // JavaScript thread. Serve returns false if the range overlaps one served.
   bool Serve(const Range& range);
