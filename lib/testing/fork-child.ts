@@ -13,7 +13,7 @@ import { errnoError, type UffdError } from '../errors';
 import { checkAligned, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { MADV, MREMAP, PAGE_SIZE, type Advice } from '../memory/constants';
 import type { PagemapEntry } from '../memory/pagemap';
-import { RESULT_OPS, ResultSteps, type FailureInfo, type ResultStep } from './fork-child-results';
+import { PAGEMAP_PIN_OPS, PagemapPinSteps, type FailureInfo, type ResultStep } from './fork-pagemap-pin-steps';
 import { ResultArea } from './fork-result-area';
 import { SIGBUS_STEP_OPS, SigbusSteps, type SigbusReadReport, type SigbusStep, type ZeroScanReport } from './fork-sigbus-steps';
 
@@ -133,15 +133,15 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
   const failures: FailureInfo[] = [];
   let capacity = 0;
   const resultArea = new ResultArea();
-  const resultSteps = new ResultSteps(resultArea);
+  const pagemapPinSteps = new PagemapPinSteps(resultArea);
   const sigbusSteps = new SigbusSteps(resultArea);
   steps.forEach((step, i) => {
     const at = (slot: number, value: number) => (encoded[i * SLOTS + slot] = value);
     const s = checkObject<ForkStep & Record<string, unknown>>(`steps[${i}]`, step ?? null);
-    const allOps = [...Object.keys(OPS), ...Object.keys(RESULT_OPS), ...Object.keys(SIGBUS_STEP_OPS)] as (keyof typeof OPS | keyof typeof RESULT_OPS | keyof typeof SIGBUS_STEP_OPS)[];
+    const allOps = [...Object.keys(OPS), ...Object.keys(PAGEMAP_PIN_OPS), ...Object.keys(SIGBUS_STEP_OPS)] as (keyof typeof OPS | keyof typeof PAGEMAP_PIN_OPS | keyof typeof SIGBUS_STEP_OPS)[];
     const anyOp = checkOneOf(`steps[${i}].op`, s.op, allOps);
-    if (ResultSteps.handles(anyOp)) {
-      failures.push(resultSteps.encode(i, anyOp, s, at));
+    if (PagemapPinSteps.handles(anyOp)) {
+      failures.push(pagemapPinSteps.encode(i, anyOp, s, at));
       return;
     }
     if (SigbusSteps.handles(anyOp)) {
@@ -212,10 +212,10 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
       };
       if (r.failedStep >= 0) {
         const f = failures[r.failedStep];
-        const syscall = resultSteps.failedSyscall(r.failedStep, r.slots) ?? f.syscall;
+        const syscall = pagemapPinSteps.failedSyscall(r.failedStep, r.slots) ?? f.syscall;
         result.failedStep = { index: r.failedStep, error: errnoError(r.error, syscall, f.address, f.length) };
       }
-      if (resultSteps.hasPagemap) result.pagemap = resultSteps.pagemap(r.slots);
+      if (pagemapPinSteps.hasPagemap) result.pagemap = pagemapPinSteps.pagemap(r.slots);
       if (sigbusSteps.hasReads) result.sigbusReads = sigbusSteps.sigbusReads(r.slots);
       if (sigbusSteps.hasScans) result.zeroScans = sigbusSteps.zeroScans(r.slots);
       return result;

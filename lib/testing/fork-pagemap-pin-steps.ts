@@ -30,7 +30,7 @@ export interface UnpinStep {
 }
 export type ResultStep = PagemapStep | PinStep | UnpinStep;
 
-export const RESULT_OPS = { pagemap: 20, pin: 21, unpin: 22 } as const;
+export const PAGEMAP_PIN_OPS = { pagemap: 20, pin: 21, unpin: 22 } as const;
 const WORDS = { pagemap: 3, pin: 1, unpin: 1 } as const;
 /** A slot's first word when its step completed. */
 const DONE = 3;
@@ -43,19 +43,19 @@ export interface FailureInfo {
   length?: number;
 }
 
-/** Encodes the result steps of one program, reserving their words in the program's result area. */
-export class ResultSteps {
+/** Encodes the pagemap and pin steps of one program, reserving their words in the program's result area. */
+export class PagemapPinSteps {
   private pinsHeld = 0;
 
   constructor(private readonly area: ResultArea) {}
 
-  static handles(op: string): op is keyof typeof RESULT_OPS {
-    return Object.hasOwn(RESULT_OPS, op);
+  static handles(op: string): op is keyof typeof PAGEMAP_PIN_OPS {
+    return Object.hasOwn(PAGEMAP_PIN_OPS, op);
   }
 
   /** Checks step `i` and writes its slots (but the result offset); returns what its failure names. */
-  encode(i: number, op: keyof typeof RESULT_OPS, s: Record<string, unknown>, at: (slot: number, value: number) => void): FailureInfo {
-    at(0, RESULT_OPS[op]);
+  encode(i: number, op: keyof typeof PAGEMAP_PIN_OPS, s: Record<string, unknown>, at: (slot: number, value: number) => void): FailureInfo {
+    at(0, PAGEMAP_PIN_OPS[op]);
     const reserve = (slotIndex: number) => this.area.reserve(i, op, slotIndex, WORDS[op]);
     switch (op) {
       case 'pagemap': {
