@@ -18,8 +18,8 @@ export interface Touch {
   readonly settled: boolean;
 }
 
-/** A loop that resolves every page fault with `resolve` and records them. */
-export interface Pager {
+/** A loop that resolves every page fault with `resolve` and records them (FaultHarness.serve()). */
+export interface FaultLoop {
   readonly faults: PageFaultEvent[];
   /** Ends the loop; rejects with the first error `resolve` threw. */
   stop(): Promise<void>;
@@ -82,7 +82,7 @@ export class FaultHarness {
   }
 
   /** Resolves every fault with `resolve` from a separate iterator, recording them. */
-  serve(resolve: (fault: PageFaultEvent) => void): Pager {
+  serve(resolve: (fault: PageFaultEvent) => void): FaultLoop {
     const events = this.uffd.events();
     const faults: PageFaultEvent[] = [];
     const loop = (async () => {
