@@ -10,6 +10,7 @@
         "native/memory/memory_syscalls.cc",
         "native/memory/region_table.cc",
         "native/memory/guest_memfd.cc",
+        "native/memory/pagemap_scan.cc",
         "native/faults/fault_reader.cc",
         "native/testing/touch_threads.cc",
         "native/testing/thread_id.cc",

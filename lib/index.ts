@@ -18,6 +18,8 @@ export type { Advice, Protection, PageSize } from './memory/constants';
 export type { UffdError } from './errors';
 export { readPagemap } from './memory/pagemap';
 export type { PagemapEntry } from './memory/pagemap';
+export { pagemapScan, PAGE_CATEGORIES } from './memory/pagemap-scan';
+export type { PageCategory, PageRegion, PagemapScanOptions, PagemapScanResult } from './memory/pagemap-scan';
 export { probeSupport, requiredFeatures, MEMORY_TYPES, MODES } from './doctor/support-matrix';
 export type { DoctorReport, MemoryType, Support, SupportMatrix } from './doctor/support-matrix';
 export type { EnvironmentReport, HugetlbPool, OpenAttempt } from './doctor/environment';

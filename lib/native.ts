@@ -47,6 +47,9 @@ export interface NativeAddon {
   // memory/guest_memfd.cc
   guestMemfdCreate(size: number, flags: number): number;
 
+  // memory/pagemap_scan.cc: vec holds 24-byte page_region records
+  pagemapScan(pagemapFd: number, start: Address, end: Address, flags: number, inverted: number, mask: number, anyof: number, returnMask: number, maxPages: number, vec: ArrayBuffer): [regions: number, walkEnd: Address];
+
   // faults/fault_reader.cc
   readerStart(fd: number, onReadable: () => void): number;
   readerDrain(id: number, max: number): ArrayBuffer;
@@ -58,6 +61,8 @@ export interface NativeAddon {
   // testing/touch_threads.cc, testing/thread_id.cc
   threadId(): number;
   touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean): Promise<{ tid: number; values: Uint32Array }>;
+  touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean, cpu: number, timed: true): Promise<{ tid: number; values: Uint32Array; latencies: Float64Array; start: number; end: number }>;
+  pinThread(cpu: number): void;
 
   // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
   forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];

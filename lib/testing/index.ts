@@ -65,3 +65,6 @@ export type {
 
 export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
 export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';
+
+export { touchPagesTimed, pinThread } from './timed-touch';
+export type { TimedTouchOptions, TimedTouchResult } from './timed-touch';
