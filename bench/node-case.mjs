@@ -4,7 +4,8 @@
 // resolved by the library:
 //
 //   node-case.mjs fault <handler> <mode> <memory> <threads> <pages> <pin>
-//       handler: js (events() iterator + one ioctl per event)
+//       handler: js (events() iterator + one ioctl per event),
+//                onfault (uffd.onFault() synchronous handler, one ioctl per event)
 //   node-case.mjs bulk <chunk bytes> <total bytes>
 //   node-case.mjs restore <file> <bytes> <readahead 0|1>
 //   node-case.mjs pagemap-scan <bytes> <dirty pages>
@@ -98,6 +99,16 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
       resolve(event.address - (event.address & mask));
       if (++handled === pages) break;
     }
+  } else if (handler === 'onfault') {
+    await new Promise((done) => {
+      uffd.onFault((event) => {
+        resolve(event.address - (event.address & mask));
+        if (++handled === pages) {
+          uffd.onFault(null);
+          done();
+        }
+      });
+    });
   } else {
     throw new Error(`handler ${handler}: not available`);
   }

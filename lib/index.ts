@@ -7,7 +7,7 @@ export type { Registration } from './uffd/registrations';
 export type { IoctlResult, IoctlStatus } from './ioctls/outcome';
 export type { CopyOptions, ContinueOptions, MoveOptions, WakeOption, CopySource } from './ioctls/range-ioctls';
 export type { PageFaultEvent, ForkEvent, RemapEvent, RemoveEvent, UnmapEvent } from './faults/events';
-export type { JsThreadFaultPolicy } from './faults/fault-dispatcher';
+export type { JsThreadFaultPolicy, ReaderMode } from './faults/fault-dispatcher';
 export type { EventIterator } from './faults/event-iterator';
 export { Mapping } from './memory/mapping';
 export type { MappingHandle, MappingKind, AnonymousOptions, RemapOptions } from './memory/mapping';

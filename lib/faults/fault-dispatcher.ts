@@ -1,8 +1,17 @@
-// Connects a userfaultfd's native fault reader to its event iterators. The
-// reader thread reads the fd in batches and calls onReadable() once per
-// batch; the dispatcher drains the native queue only while every iterator
-// has room, so an idle or slow consumer leaves messages in the native queue
-// (and the faulting threads blocked in the kernel) instead of growing JS memory.
+// Connects a userfaultfd's native fault reader to its event iterators and its
+// synchronous fault handler (onFault). The dispatcher drains only while every
+// iterator has room, so an idle or slow consumer leaves messages in the
+// native queue or the kernel (and the faulting threads blocked) instead of
+// growing JS memory.
+//
+// Two reader modes (docs/architecture.md, "The fault loop"):
+// - 'loop' (default): the fd is polled on this thread's event loop; when it
+//   is readable, onReadable() runs here and readerDrain() reads it directly,
+//   so a fault is read and resolved in one tick with no thread hop. The
+//   native thread is a watchdog that reads only when this thread has not
+//   for a whole tick (it is blocked in a fault of its own, or busy).
+// - 'thread': the native thread reads every batch and calls onReadable()
+//   through a ThreadSafeFunction.
 import { native } from '../native';
 import { abortError, errnoError } from '../errors';
 import { EventIterator, type EventSource } from './event-iterator';
@@ -10,6 +19,8 @@ import { decodeMessage, MSG_SIZE, type UffdEventOf } from './events';
 
 /** What a fault raised by the owning environment's JS thread is resolved with. */
 export type JsThreadFaultPolicy = 'zero' | 'poison';
+/** Who reads the fd: this thread's event loop (with a watchdog thread) or a native thread. */
+export type ReaderMode = 'loop' | 'thread';
 const POLICY_CODES: Record<JsThreadFaultPolicy, number> = { zero: 0, poison: 1 };
 
 export interface FaultDispatcherOwner<U> {
@@ -28,6 +39,9 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   #loopRef = false;
   #readable = false;
   #warnedJsFaults = 0;
+  #loop: boolean;
+  #polling = false;
+  #handler: ((event: UffdEventOf<U>) => void) | undefined;
   /**
    * For each fork event's uffd: how many iterators it was pushed to and have
    * not dropped it unread. It is closed only when every one of them dropped
@@ -36,10 +50,28 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
    */
   #forkHolders = new WeakMap<object, number>();
 
-  constructor(fd: number, owner: FaultDispatcherOwner<U>, policy: JsThreadFaultPolicy) {
+  constructor(fd: number, owner: FaultDispatcherOwner<U>, policy: JsThreadFaultPolicy, mode: ReaderMode = 'loop') {
     this.#owner = owner;
-    this.#readerId = native.readerStart(fd, () => this.#onReadable());
+    this.#loop = mode === 'loop';
+    this.#readerId = native.readerStart(fd, () => this.#onReadable(), this.#loop);
     native.readerSetPolicy(this.#readerId, POLICY_CODES[policy]);
+  }
+
+  get mode(): ReaderMode {
+    return this.#loop ? 'loop' : 'thread';
+  }
+
+  /**
+   * The synchronous fault handler: called with every pagefault event in the
+   * tick it is read, before iterators see it. undefined removes it.
+   */
+  setFaultHandler(handler: ((event: UffdEventOf<U>) => void) | undefined): void {
+    if (this.#readerId === 0) return;
+    const had = this.#handler !== undefined;
+    this.#handler = handler;
+    if (had !== (handler !== undefined)) this.waiting(handler ? 1 : -1);
+    this.#updatePolling();
+    if (handler) this.#drain();
   }
 
   /** Faults the reader resolved for the JS thread so far. */
@@ -51,6 +83,7 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     const it = new EventIterator<UffdEventOf<U>>(this, highWaterMark, signal);
     this.#iterators.add(it);
     if (signal?.aborted) it.fail(abortError(signal.reason));
+    this.#updatePolling();
     return it;
   }
 
@@ -70,15 +103,21 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     native.readerStop(this.#readerId);
     this.#readerId = 0;
     this.#loopRef = false;
+    this.#polling = false;
+    this.#handler = undefined;
     for (const it of [...this.#iterators]) it.end();
   }
 
   // EventSource
   pull(): void {
-    if (this.#readable) this.#drain();
+    // Loop mode reads the fd itself: there may be messages although no
+    // onReadable() said so.
+    if (this.#readable || this.#loop) this.#drain();
+    else this.#updatePolling();
   }
   detach(it: EventIterator<UffdEventOf<U>>): void {
     this.#iterators.delete(it);
+    this.#updatePolling();
   }
   discard(event: UffdEventOf<U>): void {
     if (event.type !== 'fork') return;
@@ -104,9 +143,33 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     }
   }
 
+  /** Loop mode: watch the fd while some consumer can take events, not otherwise (a level-triggered poll would spin). */
+  #updatePolling(): void {
+    if (!this.#loop || this.#readerId === 0) return;
+    let want = this.#handler !== undefined;
+    if (!want && this.#iterators.size > 0) {
+      want = true;
+      for (const it of this.#iterators) if (it.room <= 0) want = false;
+    }
+    if (want !== this.#polling) {
+      this.#polling = want;
+      native.readerPoll(this.#readerId, want);
+    }
+  }
+
   #onReadable(): void {
     if (this.#readerId === 0) return;
     this.#readable = true;
+    const readErrno = this.#checkStatus();
+    if (readErrno !== 0) {
+      const err = errnoError(readErrno, 'read');
+      for (const it of [...this.#iterators]) it.fail(err);
+    }
+    this.#drain();
+  }
+
+  /** Warns once the reader resolved faults of the JS thread; returns the reader's read errno. */
+  #checkStatus(): number {
     const [resolved, readErrno] = native.readerStatus(this.#readerId);
     if (resolved > this.#warnedJsFaults) {
       if (this.#warnedJsFaults === 0) {
@@ -118,18 +181,16 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
       }
       this.#warnedJsFaults = resolved;
     }
-    if (readErrno !== 0) {
-      const err = errnoError(readErrno, 'read');
-      for (const it of [...this.#iterators]) it.fail(err);
-    }
-    this.#drain();
+    return readErrno;
   }
 
   #drain(): void {
+    let failure: { error: unknown } | undefined;
     for (;;) {
+      const handler = this.#handler;
       let room = Infinity;
       for (const it of this.#iterators) room = Math.min(room, it.room);
-      if (this.#iterators.size === 0 || room <= 0 || this.#readerId === 0) return;
+      if ((this.#iterators.size === 0 && handler === undefined) || room <= 0 || this.#readerId === 0) break;
       const max = Math.min(room, 4096);
       const batch = native.readerDrain(this.#readerId, max);
       const count = batch.byteLength / MSG_SIZE;
@@ -139,10 +200,22 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
         const event = decodeMessage(view, i * MSG_SIZE, (fd) => this.#owner.adoptFork(fd));
         if (event === undefined) continue;
         if (event.type !== 'pagefault') this.#owner.observe(event);
+        else if (event.resolvedByReader) this.#checkStatus();
+        else if (handler !== undefined && !event.resolvedByReader) {
+          // A throwing handler must not cost the rest of the batch: the
+          // first error is rethrown once the batch is delivered.
+          try {
+            handler(event);
+          } catch (error) {
+            failure ??= { error };
+          }
+        }
         if (event.type === 'fork') this.#forkHolders.set(event.uffd as object, this.#iterators.size);
         for (const it of this.#iterators) it.push(event);
       }
-      if (count < max) return;
+      if (count < max) break;
     }
+    this.#updatePolling();
+    if (failure) throw failure.error;
   }
 }
