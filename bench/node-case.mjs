@@ -6,7 +6,7 @@
 //   node-case.mjs fault <handler> <mode> <memory> <threads> <pages> <pin>
 //       handler: js (events() iterator + one ioctl per event),
 //                onfault (uffd.onFault() synchronous handler, one ioctl per event)
-//   node-case.mjs bulk <chunk bytes> <total bytes>
+//   node-case.mjs bulk <chunk bytes> <total bytes> [per-call]
 //   node-case.mjs restore <file> <bytes> <readahead 0|1>
 //   node-case.mjs pagemap-scan <bytes> <dirty pages>
 import { openSync, closeSync } from 'node:fs';
@@ -133,7 +133,7 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
   };
 }
 
-function bulk(chunk, total) {
+function bulk(chunk, total, perCall) {
   const srcLen = Math.max(chunk, HUGE_2M);
   const src = Mapping.anonymous(srcLen);
   src.buffer().fill(5);
@@ -142,8 +142,18 @@ function bulk(chunk, total) {
   const uffd = Userfaultfd.open();
   uffd.register(area, ['missing']);
   const t0 = performance.now();
-  for (let off = 0; off < total; off += chunk) {
-    uffd.copyFromAddress(area.address + off, src.address + (off % srcLen), chunk);
+  if (perCall) {
+    // One copyFromAddress() per chunk, as a JS loop would.
+    for (let off = 0; off < total; off += chunk) {
+      uffd.copyFromAddress(area.address + off, src.address + (off % srcLen), chunk);
+    }
+  } else {
+    // The library's bulk path: one call, a native loop of one ioctl per
+    // chunk. The source repeats every srcLen bytes, as in the C handler.
+    for (let off = 0; off < total; off += srcLen) {
+      const len = Math.min(srcLen, total - off);
+      uffd.copyFromAddress(area.address + off, src.address, len, { chunkSize: Math.min(chunk, len) });
+    }
   }
   const seconds = (performance.now() - t0) / 1e3;
   uffd.close();
@@ -229,7 +239,7 @@ function pagemapScanCase(length, dirty) {
 try {
   const n = (i) => Number(args[i]);
   if (kind === 'fault') await fault(args[0], args[1], args[2], n(3), n(4), n(5) === 1);
-  else if (kind === 'bulk') bulk(n(0), n(1));
+  else if (kind === 'bulk') bulk(n(0), n(1), args[2] === 'per-call');
   else if (kind === 'restore') await restore(args[0], n(1), n(2) === 1);
   else if (kind === 'pagemap-scan') pagemapScanCase(n(0), n(1));
   else throw new Error(`unknown case kind ${kind}`);

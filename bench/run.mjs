@@ -47,6 +47,7 @@ const size = {
 
 /** Node handlers compared with the C handler for every fault case. */
 const HANDLERS = [
+  { id: 'onfault', label: 'JS onFault()' },
   { id: 'js', label: 'JS events()' },
   { id: 'native', label: 'native fast path', pending: 'pager native fast path not merged yet' },
 ];
@@ -102,10 +103,20 @@ function buildCases() {
     cases.push({
       id: `B-${name}`,
       group: 'bulk',
-      label: `bulk COPY ${size.bulk / MiB} MiB in ${name} chunks`,
+      label: `bulk COPY ${size.bulk / MiB} MiB in ${name} chunks (copyFromAddress chunkSize)`,
       metric: 'gbps',
       c: ['bulk', chunk, size.bulk],
       node: ['bulk', chunk, size.bulk],
+      cKey: `bulk ${chunk}`,
+    });
+    cases.push({
+      id: `B-${name}/per-call`,
+      group: 'bulk',
+      label: `bulk COPY ${size.bulk / MiB} MiB in ${name} chunks, one JS call per chunk`,
+      metric: 'gbps',
+      c: ['bulk', chunk, size.bulk],
+      node: ['bulk', chunk, size.bulk, 'per-call'],
+      cKey: `bulk ${chunk}`,
     });
   }
   cases.push({

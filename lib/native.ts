@@ -20,7 +20,7 @@ export interface NativeAddon {
   closeFd(fd: number): void;
 
   // ioctls/range_ioctls.cc
-  copy(fd: number, dst: Address, src: ArrayBufferView | ArrayBuffer | Address, srcOffset: number, length: number, mode: number): IoctlReturn;
+  copy(fd: number, dst: Address, src: ArrayBufferView | ArrayBuffer | Address, srcOffset: number, length: number, mode: number, chunk?: number): IoctlReturn | [errno: number, field: number, doneBefore: number];
   zeropage(fd: number, start: Address, length: number, mode: number): IoctlReturn;
   continue(fd: number, start: Address, length: number, mode: number): IoctlReturn;
   writeprotect(fd: number, start: Address, length: number, mode: number): IoctlReturn;
