@@ -17,7 +17,15 @@
         "native/testing/thread_id.cc",
         "native/testing/fork_child.cc",
         "native/testing/stress_pages.cc",
-        "native/testing/stress_threads.cc"
+        "native/testing/stress_threads.cc",
+        "native/pager/pager_core.cc",
+        "native/pager/pager_shared.cc",
+        "native/pager/pager_binding.cc",
+        "native/testing/longterm_pin.cc",
+        "native/testing/madvise_thread.cc",
+        "native/testing/sigbus_catch.cc",
+        "native/testing/sigbus_touch.cc",
+        "native/testing/fork_sigbus_steps.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

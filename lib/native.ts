@@ -57,7 +57,23 @@ export interface NativeAddon {
   readerStop(id: number): void;
   readerRef(id: number, ref: boolean): void;
   readerSetPolicy(id: number, policy: number): void;
-  readerStatus(id: number): [resolvedByReader: number, readErrno: number];
+  readerStatus(id: number): [resolvedByReader: number, readErrno: number, paused: boolean];
+  readerPause(id: number, paused: boolean): void;
+
+  // pager/pager_binding.cc (lib/pager/)
+  pagerCreate(readerId: number, uffd: number, onNotes: () => void, readAheadMin: number, readAheadMax: number, onFailure: number, afterRemove: number, statsIntervalMs: number): number;
+  pagerServe(id: number, start: Address, length: number, pageSize: number, offset: number, kind: number, data: ArrayBufferView | ArrayBuffer | number | undefined, tag: number): boolean;
+  pagerUnserve(id: number, start: Address, length: number): number;
+  /** [start, end, offset, kind] per served range. */
+  pagerRanges(id: number): Float64Array;
+  pagerStats(id: number): NativePagerStats;
+  /** 8 doubles per note (lib/pager/notes.ts). */
+  pagerDrain(id: number): Float64Array;
+  pagerComplete(id: number, request: number, data: ArrayBufferView | ArrayBuffer | null): number;
+  pagerPrefetch(id: number, start: Address, end: Address): number;
+  pagerStopPrefetch(id: number, prefetchId: number): void;
+  pagerRef(id: number, ref: boolean): void;
+  pagerClose(id: number): void;
 
   // testing/touch_threads.cc, testing/thread_id.cc
   threadId(): number;
@@ -65,14 +81,54 @@ export interface NativeAddon {
   touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean, cpu: number, timed: true): Promise<{ tid: number; values: Uint32Array; latencies: Float64Array; start: number; end: number }>;
   pinThread(cpu: number): void;
 
+  // testing/madvise_thread.cc: the thread's id, and its errno (0) once madvise() returned
+  madviseThread(address: Address, length: number, advice: number, ref: boolean): [tid: number, done: Promise<number>];
+
   // testing/fork_child.cc: steps are 6 doubles each (lib/testing/fork-child.ts)
   forkChild(steps: Float64Array, capacity: number, exitCode: number): [pid: number, exited: Promise<NativeForkResult>, kill: (signal: number) => boolean];
+
+  // testing/longterm_pin.cc: io_uring fixed buffers; release() is false once released
+  longtermPin(address: Address, length: number): [fd: number, release: () => boolean];
 
   // testing/stress_threads.cc
   stressSession(pageSize: number, nrPages: number): StressSession;
   stressInit(session: StressSession, address: Address): void;
   stressVerify(session: StressSession, address: Address): (StressMismatch & { badPages: number }) | null;
   stressBounce(session: StressSession, fd: number, dst: Address, src: Address, threads: number, flags: number, releaseAdvice: number, seed: number): Promise<StressBounceResult>;
+
+  // testing/sigbus_touch.cc: flags 1 write back, 2 scan, 4 retry (lib/testing/sigbus-touch.ts)
+  sigbusTouch(address: Address, length: number, stride: number, flags: number, maxSignals: number, onSignal: (index: number, faultAddress: Address, code: number, write: boolean) => void, ref: boolean): [result: Promise<NativeSigbusTouchResult>, resume: (abort: boolean) => void];
+}
+
+/** What a SIGBUS-catching touch thread reported (testing/sigbus_touch.cc), per page. */
+export interface NativeSigbusTouchResult {
+  tid: number;
+  values: Uint32Array;
+  readSignals: Uint32Array;
+  writeSignals: Uint32Array;
+  codes: Uint32Array;
+  nonzeroWords: Uint32Array;
+  faultAddresses: Float64Array;
+  completed: Uint8Array;
+  aborted: boolean;
+}
+
+/** Counters of a pager (pager/pager_binding.cc). */
+export interface NativePagerStats {
+  faults: number;
+  bytes: number;
+  readAheadPages: number;
+  prefetchedBytes: number;
+  eexist: number;
+  eagain: number;
+  failures: number;
+  functionFaults: number;
+  minorFaults: number;
+  forks: number;
+  /** Faults per 2^i ns bucket, i = 0..39. */
+  latency: Float64Array;
+  /** [tid, faults] pairs. */
+  threads: Float64Array;
 }
 
 /** What a forked test child reported (testing/fork_child.cc). */
@@ -85,6 +141,8 @@ export interface NativeForkResult {
   /** -1, or the index of the step whose system call failed; `error` is its errno. */
   failedStep: number;
   error: number;
+  /** The whole report area (capacity words): the result slots of steps 20+ live there. */
+  slots: Uint32Array;
 }
 
 /** A native stress session (page geometry and the expected counters); opaque. */

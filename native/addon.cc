@@ -12,11 +12,15 @@
 #include "memory/memory_syscalls.h"
 #include "memory/pagemap_scan.h"
 #include "memory/region_table.h"
+#include "pager/pager_core.h"
 #include "testing/stress_pages.h"
 #include "testing/stress_threads.h"
 #include "testing/thread_id.h"
 #include "testing/fork_child.h"
+#include "testing/longterm_pin.h"
 #include "testing/touch_threads.h"
+#include "testing/madvise_thread.h"
+#include "testing/sigbus_touch.h"
 #include "uffd/uffd_handle.h"
 
 namespace uffd {
@@ -61,6 +65,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitForkChild(env, exports);
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
+  pager::InitPager(env, exports);
+  InitLongtermPin(env, exports);
+  InitMadviseThread(env, exports);
+  InitSigbusTouch(env, exports);
   return exports;
 }
 

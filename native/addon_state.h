@@ -13,6 +13,9 @@
 namespace uffd {
 
 struct ReaderSlot;
+namespace pager {
+struct PagerSlot;
+}
 
 struct AddonState {
   // The thread that runs this environment's JavaScript. A fault raised by it
@@ -31,6 +34,9 @@ struct AddonState {
   // and has not closed: a terminated Worker never runs the JavaScript that
   // would close them, so its cleanup hook does. closeFd() takes an fd out.
   std::set<int> memoryFds;
+  // Pagers of this environment (pager/pager_binding.cc), by id.
+  std::map<uint32_t, pager::PagerSlot*> pagers;
+  uint32_t lastPagerId = 0;
 };
 
 AddonState& StateOf(Napi::Env env);

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MEMORY_TYPES, MODES, probeSupport, requiredFeatures } from '../lib';
+import { probeLongtermPin } from '../lib/testing';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
 const runCli = (...args: string[]) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
@@ -49,5 +50,8 @@ describe('doctor', () => {
     const json = JSON.parse(runCli('doctor', '--json'));
     expect(json.matrix.shmem.missing).toEqual({ ok: true });
     expect(Object.keys(json.matrix)).toEqual([...MEMORY_TYPES]);
+    // The probe forkChild's 'pin' step and the wp-fork-pin cases skip by.
+    expect(text).toMatch(/^long-term pin\s+(yes \(io_uring fixed buffers\)|no: \S.{10,})$/m);
+    expect(json.longtermPin.ok).toBe(probeLongtermPin().ok);
   });
 });

@@ -94,15 +94,25 @@ async function cycle(i) {
 }
 (async () => {
   await cycle(0); // starts whatever threads Node starts lazily
-  const before = threads();
+  // The first Worker's own threads may still be leaving /proc/self/task:
+  // count once the number has been steady for a while.
+  let before = threads();
+  for (let steady = 0, tries = 0; steady < 5 && tries < 200; tries++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const now = threads();
+    steady = now === before ? steady + 1 : 0;
+    before = now;
+  }
   for (let i = 1; i <= 12; i++) await cycle(i);
   // A thread that was joined may take a moment to leave /proc/self/task.
   for (let tries = 0; tries < 100 && threads() > before; tries++) await new Promise((r) => setTimeout(r, 20));
   console.log('RESULT ' + JSON.stringify({ terminated: 12, leftThreads: threads() - before }));
 })().catch((e) => { console.log('ERROR ' + JSON.stringify({ name: e.name, message: e.message })); process.exitCode = 1; });
 `;
-      const r = expectClean(await runNodeChild(source, 60_000));
-      expect(r).toEqual({ terminated: 12, leftThreads: 0 });
+      const r = expectClean(await runNodeChild(source, 60_000)) as { terminated: number; leftThreads: number };
+      expect(r.terminated).toBe(12);
+      // Fewer threads than before is fine (a lazily started Node thread ended); more is a leak.
+      expect(r.leftThreads).toBeLessThanOrEqual(0);
     }, 90_000);
   }
 });

@@ -24,6 +24,7 @@ export function formatReport(r: DoctorReport): string {
   for (const p of r.hugetlbPools) lines.push(`  ${size(p.pageSize).padEnd(5)} total ${p.total}, free ${p.free}, reserved ${p.reserved}, surplus ${p.surplus}`);
   lines.push(`hugetlbfs          ${r.hugetlbfsMounts.map((m) => `${m.path} (${size(m.pageSize)})`).join(', ') || 'not mounted'}`);
   lines.push(`KVM guest_memfd    ${attempt(r.kvm)}`);
+  lines.push(`long-term pin      ${r.longtermPin.ok ? 'yes (io_uring fixed buffers)' : `no: ${r.longtermPin.reason}`}`);
   lines.push('');
   lines.push(`${'memory'.padEnd(20)}${MODES.map((m) => m.toUpperCase().padEnd(10)).join('')}`);
   const reasons: string[] = [];

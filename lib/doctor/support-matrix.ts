@@ -8,7 +8,8 @@ import { Mapping } from '../memory/mapping';
 import { MemoryFile } from '../memory/memory-file';
 import { Userfaultfd } from '../uffd/userfaultfd';
 import type { Feature, RegisterMode } from '../uffd/features';
-import { inspectEnvironment, type EnvironmentReport } from './environment';
+import { inspectEnvironment, type EnvironmentReport, type OpenAttempt } from './environment';
+import { probeLongtermPin } from '../testing/longterm-pin';
 
 export const MEMORY_TYPES = [
   'anon',
@@ -28,6 +29,13 @@ export type SupportMatrix = Record<MemoryType, Record<RegisterMode, Support>>;
 
 export interface DoctorReport extends EnvironmentReport {
   readonly matrix: SupportMatrix;
+  /** Whether a long-term page pin (io_uring fixed buffers) works here: the wp-fork-pin selftests need one. */
+  readonly longtermPin: OpenAttempt;
+}
+
+function longtermPinAttempt(): OpenAttempt {
+  const support = probeLongtermPin();
+  return support.ok ? { ok: true } : { ok: false, code: support.error.code, reason: support.reason };
 }
 
 /** The UFFD_FEATURE_*s a registration of `mode` on `memory` needs. */
@@ -124,5 +132,5 @@ export function probeSupport(): DoctorReport {
       matrix[memory][mode] = canOpen ? probeCell(memory, mode, env) : { ok: false, reason: 'no userfaultfd can be opened here' };
     }
   }
-  return { ...env, matrix };
+  return { ...env, matrix, longtermPin: longtermPinAttempt() };
 }

@@ -74,6 +74,11 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     if (handler) this.#drain();
   }
 
+  /** The native reader's id (0 once stopped): a Pager attaches to it. */
+  get readerId(): number {
+    return this.#readerId;
+  }
+
   /** Faults the reader resolved for the JS thread so far. */
   get resolvedByReader(): number {
     return native.readerStatus(this.#readerId)[0];
@@ -90,6 +95,22 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   ref(refed: boolean): void {
     this.#refed = refed;
     this.#updateLoopRef();
+  }
+
+  /**
+   * Whether the reader is paused (pause()). The reader resumes by itself if
+   * the JS thread blocks in a userfault while paused, so ask it.
+   */
+  get paused(): boolean {
+    return this.#readerId !== 0 && native.readerStatus(this.#readerId)[2];
+  }
+
+  /**
+   * Stops (true) or resumes the native reader. Once pause(true) returns no
+   * read() of the fd is under way, so every later message stays in the kernel.
+   */
+  pause(paused: boolean): void {
+    native.readerPause(this.#readerId, paused);
   }
 
   setPolicy(policy: JsThreadFaultPolicy): void {

@@ -17,13 +17,28 @@ export interface PagemapEntry {
   readonly exclusive: boolean;
   /** Bit 55: the pte is soft-dirty. */
   readonly softDirty: boolean;
+  /** Bits 0-54 of a present page: its page frame number (0 without CAP_SYS_ADMIN); undefined otherwise. */
+  readonly pfn: bigint | undefined;
   /** The raw entry. */
   readonly raw: bigint;
 }
 
-function decode(raw: bigint): PagemapEntry {
+const PFN_MASK = (1n << 55n) - 1n;
+
+/** Decodes one raw /proc/pid/pagemap entry (also what forkChild's 'pagemap' step reports). */
+export function decodePagemapEntry(raw: bigint): PagemapEntry {
   const bit = (n: number) => ((raw >> BigInt(n)) & 1n) === 1n;
-  return { present: bit(63), swapped: bit(62), file: bit(61), uffdWp: bit(57), exclusive: bit(56), softDirty: bit(55), raw };
+  const present = bit(63);
+  return {
+    present,
+    swapped: bit(62),
+    file: bit(61),
+    uffdWp: bit(57),
+    exclusive: bit(56),
+    softDirty: bit(55),
+    pfn: present ? raw & PFN_MASK : undefined,
+    raw,
+  };
 }
 
 /**
@@ -48,6 +63,6 @@ export function readPagemap(address: number, length: number, pid: number | 'self
     closeSync(fd);
   }
   const out: PagemapEntry[] = [];
-  for (let i = 0; i < pages; i++) out.push(decode(buf.readBigUInt64LE(i * 8)));
+  for (let i = 0; i < pages; i++) out.push(decodePagemapEntry(buf.readBigUInt64LE(i * 8)));
   return out;
 }

@@ -12,6 +12,9 @@ import { native } from '../native';
 import { errnoError, type UffdError } from '../errors';
 import { checkAligned, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { MADV, MREMAP, PAGE_SIZE, type Advice } from '../memory/constants';
+import type { PagemapEntry } from '../memory/pagemap';
+import { RESULT_OPS, ResultSteps, type ResultStep } from './fork-child-results';
+import { SIGBUS_STEP_OPS, SigbusSteps, type SigbusReadReport, type SigbusStep, type ZeroScanReport } from './fork-sigbus-steps';
 
 /** Reads the first 32-bit word of every `stride` bytes (default 4096) and reports it. */
 export interface ReadStep {
@@ -55,7 +58,7 @@ export interface RaiseStep {
   signal: NodeJS.Signals | number;
 }
 
-export type ForkStep = ReadStep | WriteStep | MadviseStep | MremapStep | MunmapStep | RaiseStep;
+export type ForkStep = ReadStep | WriteStep | MadviseStep | MremapStep | MunmapStep | RaiseStep | ResultStep | SigbusStep;
 
 export interface ForkChildOptions {
   /** The child's exit code once every step ran (default 0). */
@@ -74,6 +77,12 @@ export interface ForkChildResult {
    * code FORK_STEP_FAILED_EXIT (125).
    */
   readonly failedStep?: { readonly index: number; readonly error: UffdError };
+  /** With 'pagemap' steps: the entries the child read of its own memory, in step order (those that ran). */
+  readonly pagemap?: readonly PagemapEntry[];
+  /** With 'readSigbus' steps: what each saw, in step order (cut where the child ended). */
+  readonly sigbusReads?: readonly SigbusReadReport[];
+  /** With 'scanZero' steps: the scans that completed, in step order. */
+  readonly zeroScans?: readonly ZeroScanReport[];
 }
 
 export interface ForkedChild {
@@ -122,10 +131,25 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
   // What each step's error names, captured now: the caller may reuse the array.
   const failures: { syscall: string; address?: number; length?: number }[] = [];
   let capacity = 0;
+  const resultSteps = new ResultSteps();
+  const sigbusSteps = new SigbusSteps();
   steps.forEach((step, i) => {
     const at = (slot: number, value: number) => (encoded[i * SLOTS + slot] = value);
     const s = checkObject<ForkStep & Record<string, unknown>>(`steps[${i}]`, step ?? null);
-    const op = checkOneOf(`steps[${i}].op`, s.op, Object.keys(OPS) as (keyof typeof OPS)[]);
+    const allOps = [...Object.keys(OPS), ...Object.keys(RESULT_OPS), ...Object.keys(SIGBUS_STEP_OPS)] as (keyof typeof OPS | keyof typeof RESULT_OPS | keyof typeof SIGBUS_STEP_OPS)[];
+    const anyOp = checkOneOf(`steps[${i}].op`, s.op, allOps);
+    if (ResultSteps.handles(anyOp)) {
+      failures.push(resultSteps.encode(i, anyOp, s, at));
+      return;
+    }
+    if (SigbusSteps.handles(anyOp)) {
+      const { values, ...failure } = sigbusSteps.encode(i, anyOp, s, at);
+      failures.push(failure);
+      capacity += values;
+      if (capacity + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
+      return;
+    }
+    const op = anyOp as keyof typeof OPS;
     at(0, OPS[op]);
     if (op === 'raise') {
       at(1, signalNumber(`steps[${i}].signal`, s.signal));
@@ -172,7 +196,14 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
     }
   });
 
-  const [pid, exited, kill] = native.forkChild(encoded, capacity, exitCode);
+  // Result words follow the read values: those of steps 20+ (pagemap, pins),
+  // then those of steps 40+ (SIGBUS reads, zero scans).
+  if (capacity + resultSteps.reserved + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
+  const base = capacity;
+  const sigbusBase = base + resultSteps.reserved;
+  resultSteps.fixUp(encoded, SLOTS, base);
+  sigbusSteps.fixUp(encoded, SLOTS, sigbusBase);
+  const [pid, exited, kill] = native.forkChild(encoded, capacity + resultSteps.reserved + sigbusSteps.reserved, exitCode);
   return {
     pid,
     exited: exited.then((r) => {
@@ -183,8 +214,12 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
       };
       if (r.failedStep >= 0) {
         const f = failures[r.failedStep];
-        result.failedStep = { index: r.failedStep, error: errnoError(r.error, f.syscall, f.address, f.length) };
+        const syscall = resultSteps.failedSyscall(r.failedStep, base, r.slots) ?? f.syscall;
+        result.failedStep = { index: r.failedStep, error: errnoError(r.error, syscall, f.address, f.length) };
       }
+      if (resultSteps.hasPagemap) result.pagemap = resultSteps.pagemap(base, r.slots);
+      if (sigbusSteps.hasReads) result.sigbusReads = sigbusSteps.sigbusReads(sigbusBase, r.slots);
+      if (sigbusSteps.hasScans) result.zeroScans = sigbusSteps.zeroScans(sigbusBase, r.slots);
       return result;
     }),
     kill: (signal = 'SIGKILL') => kill(signalNumber('signal', signal)),

@@ -133,6 +133,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
   #registrations: RegistrationSet;
   #dispatcher: FaultDispatcher<Userfaultfd>;
   #policy: JsThreadFaultPolicy;
+  #beforeClose = new Set<() => void>();
 
   private constructor(fd: number, openedVia: 'device' | 'syscall', userModeOnly: boolean, n: Negotiated, policy: JsThreadFaultPolicy, registrations: RegistrationSet, mode: ReaderMode) {
     this.#fd = fd;
@@ -333,6 +334,35 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     return this.#dispatcher.mode;
   }
 
+  /**
+   * Stops reading the fd: new messages stay in the kernel, so whatever waits
+   * for them to be read stays blocked — a faulting thread, or a thread in
+   * madvise()/mremap()/munmap()/fork() waiting for its REMOVE/REMAP/UNMAP/FORK
+   * event (the window in which range ioctls answer 'EAGAIN'). Events read
+   * before the call are still delivered. When it returns, no read is under
+   * way. A fault of the JavaScript thread cannot wait for resumeReading()
+   * (that thread would be the one to call it): if the JS thread stays blocked
+   * in a userfault while paused, the reader resumes by itself and resolves it
+   * by the jsThreadFaults policy, and readingPaused reads false again.
+   */
+  pauseReading(): this {
+    this.fdFor('read');
+    this.#dispatcher.pause(true);
+    return this;
+  }
+
+  /** Reads the fd again after pauseReading(); the waiting messages are delivered. */
+  resumeReading(): this {
+    this.fdFor('read');
+    this.#dispatcher.pause(false);
+    return this;
+  }
+
+  /** Whether reading is paused (pauseReading()); false once closed. */
+  get readingPaused(): boolean {
+    return this.#fd >= 0 && this.#dispatcher.paused;
+  }
+
   /** Keep the event loop alive while an iterator waits for events (the default). */
   ref(): this {
     if (this.#fd >= 0) this.#dispatcher.ref(true);
@@ -351,6 +381,14 @@ export class Userfaultfd implements ioctl.IoctlTarget {
    */
   close(): void {
     if (this.#fd < 0) return;
+    // A pager attached to the reader detaches first (lib/pager/).
+    for (const hook of [...this.#beforeClose]) {
+      try {
+        hook();
+      } catch {
+        // Closing must go on: the fd and its blocked threads matter more.
+      }
+    }
     const fd = this.#fd;
     this.#fd = -1;
     openHandles.delete(this);
@@ -371,6 +409,22 @@ export class Userfaultfd implements ioctl.IoctlTarget {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
+  }
+
+  /**
+   * @internal For lib/pager/: the id of the native reader thread, to which a
+   * Pager attaches as a fault filter (it resolves the faults of its ranges
+   * there and passes everything else on to events()). EBADF once closed.
+   */
+  readerIdFor(syscall: string): number {
+    this.fdFor(syscall);
+    return this.#dispatcher.readerId;
+  }
+
+  /** @internal Runs `hook` when close() starts, before the reader stops; returns a remover. */
+  beforeClose(hook: () => void): () => void {
+    this.#beforeClose.add(hook);
+    return () => this.#beforeClose.delete(hook);
   }
 
   /** @internal IoctlTarget: the fd, or EBADF naming `syscall` once closed. */

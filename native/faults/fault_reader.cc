@@ -1,6 +1,7 @@
 #include "fault_reader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -24,14 +26,20 @@ namespace uffd {
 
 namespace {
 constexpr size_t kBatch = 64;  // messages per read(), as the C reference handler
+constexpr size_t kPageSizes[] = {4096, 2u << 20, 1u << 30};
+// While paused, how often the reader checks whether the JS thread is blocked
+// in a userfault, and how many checks in a row make it resume (a fault on
+// another uffd, resolved by that one's reader, lasts far less).
+constexpr int kPausedCheckMs = 20;
+constexpr int kPausedStrikes = 2;
+// Loop mode: the watchdog's period. A fault the JS thread has not read within
+// one to two ticks is read by the watchdog: a JS-thread fault waits that
+// long, and a JS thread busy for longer than a tick gets its faults through
+// the queue.
+constexpr int kWatchdogTickMs = 4;
 // Messages the queue holds without allocating (one per blocked thread, plus
 // non-cooperative events): more only if thousands of threads fault at once.
 constexpr size_t kQueueReserve = 1024;
-constexpr size_t kPageSizes[] = {4096, 2u << 20, 1u << 30};
-// Watchdog period. A fault the JS thread has not read within one to two
-// ticks is read by the watchdog: a JS-thread fault waits that long, and a
-// JS thread busy for longer than a tick gets its faults through the queue.
-constexpr int kWatchdogTickMs = 4;
 }  // namespace
 
 void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, void*) {
@@ -43,25 +51,55 @@ void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, v
 }
 
 FaultReader::FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable, bool watchdog)
-    : uffd_(uffd), stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), jsThreadId_(jsThreadId), watchdog_(watchdog) {
-  if (stopFd_ < 0) ThrowErrno(env, errno, "eventfd");
+    : uffd_(uffd),
+      stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      controlFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      jsThreadId_(jsThreadId),
+      watchdog_(watchdog) {
+  if (stopFd_ < 0 || controlFd_ < 0) {
+    int err = errno;
+    if (stopFd_ >= 0) close(stopFd_);
+    if (controlFd_ >= 0) close(controlFd_);
+    ThrowErrno(env, err, "eventfd");
+  }
   queue_.reserve(kQueueReserve);
   tsfn_ = ReaderTsfn::New(env, onReadable, "userfaultfd:reader", 0, 1);
   tsfn_.Unref(env);
-  thread_ = std::thread([this] {
-    started_.store(true);
-    Run();
-  });
-  // Wait until the thread runs, before the uffd can get events: glibc's
-  // fork() holds every malloc arena lock while the kernel waits for its
-  // FORK event to be read, and a thread still in its start-up (which frees
-  // its start state) would block on those locks and never read it: the
-  // fork()ing thread hung. From here on the reader path does not allocate
-  // (until the queue outgrows its first block).
-  while (!started_.load()) std::this_thread::yield();
+  thread_ = std::thread([this] { Run(); });
 }
 
 FaultReader::~FaultReader() { Stop(); }
+
+bool FaultReader::Paused() {
+  std::lock_guard<std::mutex> lock(readMutex_);
+  return paused_;
+}
+
+// The kernel's wait channel of the JS thread. Without kallsyms it reads "0"
+// and the check never fires (documented).
+bool FaultReader::JsThreadInUserfault() const {
+  if (jsThreadId_ == 0) return false;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/wchan", static_cast<int>(jsThreadId_));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[64] = {0};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 && strncmp(buf, "handle_userfault", 16) == 0;
+}
+
+void FaultReader::SetPaused(bool paused) {
+  {
+    // Taken while no read() is under way; the thread checks the flag under
+    // the same mutex before each read().
+    std::lock_guard<std::mutex> lock(readMutex_);
+    paused_ = paused;
+  }
+  uint64_t one = 1;
+  ssize_t ignored = write(controlFd_, &one, sizeof one);
+  (void)ignored;
+}
 
 void FaultReader::Stop() {
   if (stopped_) return;
@@ -71,9 +109,10 @@ void FaultReader::Stop() {
   (void)ignored;
   if (thread_.joinable()) thread_.join();
   // Now, not when the reader is deleted: in loop mode that waits for libuv
-  // to close the poll handle, and the fd would outlive close().
+  // to close the poll handle, and the fds would outlive close().
   if (stopFd_ >= 0) close(stopFd_);
-  stopFd_ = -1;
+  if (controlFd_ >= 0) close(controlFd_);
+  stopFd_ = controlFd_ = -1;
   // Fork messages nobody took carry an fd each.
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = head_; i < queue_.size(); i++) {
@@ -176,9 +215,30 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
   ioctl(uffd_, UFFDIO_WAKE, &range);
 }
 
-bool FaultReader::ReadBatch() {
+bool FaultReader::SetFilter(std::shared_ptr<FaultFilter> filter) {
+  {
+    std::lock_guard<std::mutex> lock(filterMutex_);
+    if (filter && filter_) return false;
+    filter_ = std::move(filter);
+    filtered_.store(filter_ != nullptr);
+  }
+  // Loop mode: the thread switches between watching and reading everything.
+  uint64_t one = 1;
+  ssize_t ignored = write(controlFd_, &one, sizeof one);
+  (void)ignored;
+  return true;
+}
+
+// Reads one batch (unless paused), lets the filter take what it serves,
+// resolves JS-thread faults, queues the rest. False on a fatal error.
+bool FaultReader::ReadBatch(bool* deferred) {
   uffd_msg msgs[kBatch];
-  ssize_t bytes = read(uffd_, msgs, sizeof msgs);
+  ssize_t bytes;
+  {
+    std::lock_guard<std::mutex> lock(readMutex_);
+    if (paused_) return true;
+    bytes = read(uffd_, msgs, sizeof msgs);
+  }
   if (bytes < 0) {
     if (errno == EAGAIN || errno == EINTR) return true;
     readError_ = errno;
@@ -186,6 +246,15 @@ bool FaultReader::ReadBatch() {
     return false;
   }
   size_t n = static_cast<size_t>(bytes) / sizeof(uffd_msg);
+  {
+    // A native consumer (the pager) takes what it serves first.
+    std::lock_guard<std::mutex> lock(filterMutex_);
+    if (filter_) {
+      n = filter_->Filter(uffd_, msgs, n);
+      *deferred = filter_->RetryDeferred(uffd_);
+    }
+  }
+  if (n == 0) return true;
   for (size_t i = 0; i < n; i++) {
     msgs[i].reserved1 = 0;
     if (msgs[i].event == UFFD_EVENT_PAGEFAULT && jsThreadId_ != 0 &&
@@ -198,8 +267,16 @@ bool FaultReader::ReadBatch() {
 }
 
 size_t FaultReader::ReadNow(uffd_msg* out, size_t max) {
+  // With a filter attached the thread reads everything (the filter's faults
+  // must reach it); paused, nothing is read.
+  if (filtered_.load()) return 0;
   jsReads_.fetch_add(1, std::memory_order_relaxed);
-  ssize_t bytes = read(uffd_, out, std::min(max, kBatch) * sizeof(uffd_msg));
+  ssize_t bytes;
+  {
+    std::lock_guard<std::mutex> lock(readMutex_);
+    if (paused_) return 0;
+    bytes = read(uffd_, out, std::min(max, kBatch) * sizeof(uffd_msg));
+  }
   if (bytes < 0) {
     if (errno != EAGAIN && errno != EINTR) readError_ = errno;
     return 0;
@@ -217,63 +294,90 @@ size_t FaultReader::ReadNow(uffd_msg* out, size_t max) {
   return n;
 }
 
-void FaultReader::Run() {
-  if (watchdog_) {
-    Watch();
-    return;
+// Loop mode, one watchdog tick. Never waits on the uffd itself: the kernel
+// wakes every waiter of a uffd on each fault, and a second thread woken per
+// fault costs as much as the hop loop mode saves. False on a fatal error.
+bool FaultReader::WatchTick(bool* wasReadable, uint64_t* lastReads, bool* deferred) {
+  pollfd fd = {uffd_, POLLIN, 0};
+  if (poll(&fd, 1, 0) <= 0) {
+    *wasReadable = false;
+    return true;
   }
-  pollfd fds[2] = {{uffd_, POLLIN, 0}, {stopFd_, POLLIN, 0}};
+  if (fd.revents & (POLLERR | POLLNVAL)) {
+    readError_ = EBADF;
+    Deliver(nullptr, 0);
+    return false;
+  }
+  uint64_t reads = jsReads_.load(std::memory_order_relaxed);
+  if (!*wasReadable || reads != *lastReads) {
+    // Readable now; the JS thread gets a whole tick to read it.
+    *wasReadable = true;
+    *lastReads = reads;
+    return true;
+  }
+  // Readable for a whole tick and the JS thread did not read: it is blocked
+  // (in a fault of its own, or a fork() waiting for its FORK event) or busy.
+  return ReadBatch(deferred);
+}
+
+void FaultReader::Run() {
+  pollfd fds[3] = {{stopFd_, POLLIN, 0}, {controlFd_, POLLIN, 0}, {uffd_, POLLIN, 0}};
+  int strikes = 0;
+  bool deferred = false;  // the filter has faults to retry
+  bool wasReadable = false;
+  uint64_t lastReads = 0;
   for (;;) {
-    int ready = poll(fds, 2, -1);
+    bool paused;
+    {
+      std::lock_guard<std::mutex> lock(readMutex_);
+      paused = paused_;
+    }
+    // Loop mode without a filter: the JS thread reads; only watch.
+    bool watching = watchdog_ && !paused && !filtered_.load();
+    // Paused or watching, the uffd is left out of the poll set: paused, its
+    // messages stay in the kernel until resumed (or stopped).
+    int timeout = paused ? kPausedCheckMs : watching ? kWatchdogTickMs : deferred ? 1 : -1;
+    int ready = poll(fds, paused || watching ? 2 : 3, timeout);
     if (ready < 0) {
       if (errno == EINTR) continue;
       readError_ = errno;
       break;
     }
-    if (fds[1].revents) break;
-    if (fds[0].revents & (POLLERR | POLLNVAL)) {
-      readError_ = EBADF;
-      Deliver(nullptr, 0);
-      break;
+    if (ready == 0) {
+      if (deferred) {
+        std::lock_guard<std::mutex> lock(filterMutex_);
+        deferred = filter_ ? filter_->RetryDeferred(uffd_) : false;
+      }
+      if (watching) {
+        if (!WatchTick(&wasReadable, &lastReads, &deferred)) break;
+        continue;
+      }
+      if (!paused) continue;
+      // Paused and idle: a JS thread blocked in a userfault would stay so
+      // for ever (it is the one that would call resumeReading()).
+      strikes = JsThreadInUserfault() ? strikes + 1 : 0;
+      if (strikes >= kPausedStrikes) {
+        std::lock_guard<std::mutex> lock(readMutex_);
+        paused_ = false;
+        strikes = 0;
+      }
+      continue;
     }
-    if (!ReadBatch()) break;
-  }
-}
-
-// Loop mode. Never waits on the uffd itself: the kernel wakes every waiter
-// of a uffd on each fault, and a second thread woken per fault costs as much
-// as the hop it replaces. It looks at the fd once per tick instead.
-void FaultReader::Watch() {
-  pollfd stop = {stopFd_, POLLIN, 0};
-  bool wasReadable = false;
-  uint64_t lastReads = 0;
-  for (;;) {
-    int ready = poll(&stop, 1, kWatchdogTickMs);
-    if (ready > 0) break;
-    if (ready < 0 && errno != EINTR) {
-      readError_ = errno;
-      break;
-    }
-    pollfd fd = {uffd_, POLLIN, 0};
-    if (poll(&fd, 1, 0) <= 0) {
+    if (fds[0].revents) break;
+    if (fds[1].revents) {
+      uint64_t count;
+      ssize_t ignored = read(controlFd_, &count, sizeof count);
+      (void)ignored;
       wasReadable = false;
-      continue;
+      continue;  // re-read paused_ and the filter
     }
-    if (fd.revents & (POLLERR | POLLNVAL)) {
+    if (paused || watching) continue;
+    if (fds[2].revents & (POLLERR | POLLNVAL)) {
       readError_ = EBADF;
       Deliver(nullptr, 0);
       break;
     }
-    uint64_t reads = jsReads_.load(std::memory_order_relaxed);
-    if (!wasReadable || reads != lastReads) {
-      // Readable now; the JS thread gets a whole tick to read it.
-      wasReadable = true;
-      lastReads = reads;
-      continue;
-    }
-    // Readable for a whole tick and the JS thread did not read: it is
-    // blocked (perhaps in a fault of its own) or busy. Read as thread mode.
-    if (!ReadBatch()) break;
+    if (!ReadBatch(&deferred)) break;
   }
 }
 
@@ -339,6 +443,12 @@ ReaderSlot* SlotArg(const Napi::CallbackInfo& info) {
 
 FaultReader* ReaderArg(const Napi::CallbackInfo& info) { return SlotArg(info)->reader.get(); }
 
+// Loop mode: the JS thread polls the fd only while the reader is neither
+// paused nor lending its messages to a filter (then the thread reads them).
+void SyncPoll(ReaderSlot* slot) {
+  if (slot->poll) slot->poll->SetSuspended(slot->reader->Paused() || slot->reader->Filtered());
+}
+
 // readerStart(uffd, onReadable, loop) -> id
 Napi::Value ReaderStart(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 2);
@@ -371,6 +481,7 @@ Napi::Value ReaderPoll(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 2);
   ReaderSlot* slot = SlotArg(info);
   if (slot->poll) slot->poll->SetActive(info[1].ToBoolean());
+  SyncPoll(slot);
   return info.Env().Undefined();
 }
 
@@ -380,6 +491,7 @@ Napi::Value ReaderDrain(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 2);
   ReaderSlot* slot = SlotArg(info);
   FaultReader* reader = slot->reader.get();
+  SyncPoll(slot);
   size_t max = UintArg(info, 1);
   if (max == 0 || max > 4096) max = 4096;
   uffd_msg msgs[256];
@@ -441,17 +553,33 @@ Napi::Value ReaderSetPolicy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// readerStatus(id) -> [resolvedByReader, readErrno]
+// readerPause(id, paused). Loop mode: the JS thread's poll stops too.
+Napi::Value ReaderPause(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  ReaderSlot* slot = SlotArg(info);
+  slot->reader->SetPaused(info[1].ToBoolean());
+  SyncPoll(slot);
+  return info.Env().Undefined();
+}
+
+// readerStatus(id) -> [resolvedByReader, readErrno, paused]
 Napi::Value ReaderStatus(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
   FaultReader* reader = ReaderArg(info);
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(reader->ResolvedByReader())));
   out.Set(1u, Napi::Number::New(info.Env(), reader->ReadError()));
+  out.Set(2u, Napi::Boolean::New(info.Env(), reader->Paused()));
   return out;
 }
 
 }  // namespace
+
+FaultReader* FindReader(Napi::Env env, uint32_t id) {
+  auto& readers = ReadersOf(env);
+  auto it = readers.find(id);
+  return it == readers.end() ? nullptr : it->second->reader.get();
+}
 
 void InitFaultReader(Napi::Env env, Napi::Object exports) {
   exports.Set("readerStart", Napi::Function::New(env, ReaderStart, "readerStart"));
@@ -461,6 +589,7 @@ void InitFaultReader(Napi::Env env, Napi::Object exports) {
   exports.Set("readerRef", Napi::Function::New(env, ReaderRef, "readerRef"));
   exports.Set("readerSetPolicy", Napi::Function::New(env, ReaderSetPolicy, "readerSetPolicy"));
   exports.Set("readerStatus", Napi::Function::New(env, ReaderStatus, "readerStatus"));
+  exports.Set("readerPause", Napi::Function::New(env, ReaderPause, "readerPause"));
 }
 
 }  // namespace uffd

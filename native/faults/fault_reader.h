@@ -10,9 +10,9 @@
 //
 // Loop mode (the default, lib/ option `reader: 'loop'`): the JS thread reads
 // the fd itself through a uv_poll on its own loop (loop_poll.h), and the
-// thread is only a watchdog (Watch()): it reads, and resolves JS-thread
+// thread is a watchdog (WatchTick()): it reads, and resolves JS-thread
 // faults, only when the fd stayed readable for a whole tick without the JS
-// thread reading it.
+// thread reading it; or everything, while a filter (the pager) is attached.
 #pragma once
 
 #include <linux/userfaultfd.h>
@@ -21,8 +21,11 @@
 
 #include <atomic>
 #include <vector>
+#include <memory>
 #include <mutex>
 #include <thread>
+
+#include "fault_filter.h"
 
 namespace uffd {
 
@@ -48,10 +51,21 @@ class FaultReader {
   // Moves up to `max` queued messages into `out`; returns how many.
   size_t Drain(uffd_msg* out, size_t max);
   // Loop mode, on the JS thread: one non-blocking read() of up to `max`
-  // (at most 64) messages; 0 when there is none (or on error: ReadError()).
+  // (at most 64) messages; 0 when there is none, when paused, when a filter
+  // is attached, or on error (ReadError()).
   size_t ReadNow(uffd_msg* out, size_t max);
   void SetReadError(int err) { readError_.store(err); }
+  bool Filtered() const { return filtered_.load(); }
   void SetPolicy(JsThreadFaultPolicy policy) { policy_.store(policy); }
+  // Stops (or resumes) reading the uffd: its messages then stay in the
+  // kernel, and the threads waiting on them (a fault, or an madvise/mremap/
+  // fork waiting for its event to be read) stay blocked. When SetPaused(true)
+  // returns, no read() is under way and none will start until resumed.
+  // Except: if the JS thread stays blocked in a userfault while paused (it
+  // touched registered memory), nothing else could ever resume reading, so
+  // the reader resumes by itself and resolves that fault by the policy.
+  void SetPaused(bool paused);
+  bool Paused();
   void Ref(Napi::Env env) { tsfn_.Ref(env); }
   void Unref(Napi::Env env) { tsfn_.Unref(env); }
   uint64_t ResolvedByReader() const { return resolvedByReader_.load(); }
@@ -61,17 +75,23 @@ class FaultReader {
   void Release() { tsfn_.Release(); }
   // The userfaultfd this reader reads (owned by lib/, except at teardown).
   int Fd() const { return uffd_; }
+  // Lends the message stream to a native filter (a pager) or takes it back
+  // (nullptr). Returns false if another filter is attached. When this
+  // returns, the reader thread no longer uses the previous filter.
+  bool SetFilter(std::shared_ptr<FaultFilter> filter);
+  pid_t JsThreadId() const { return jsThreadId_; }
 
  private:
   void Run();
-  void Watch();
-  // Reads one batch, resolves JS-thread faults, queues it; false on a fatal error.
-  bool ReadBatch();
+  bool ReadBatch(bool* deferred);
+  bool WatchTick(bool* wasReadable, uint64_t* lastReads, bool* deferred);
   void Deliver(const uffd_msg* msgs, size_t n);
   void ResolveForJsThread(uffd_msg* msg);
+  bool JsThreadInUserfault() const;
 
   int uffd_;
   int stopFd_;
+  int controlFd_;  // wakes the poll() when paused_ changes
   pid_t jsThreadId_;
   std::atomic<JsThreadFaultPolicy> policy_{JsThreadFaultPolicy::kZero};
   std::atomic<uint64_t> resolvedByReader_{0};
@@ -87,11 +107,18 @@ class FaultReader {
   bool signalled_ = false;  // a call into JS is pending; under mutex_
   std::thread thread_;
   bool stopped_ = false;
+  std::mutex readMutex_;  // held around each read() of the uffd
+  bool paused_ = false;   // under readMutex_
+  // Held by the reader thread while a filter handles a batch.
+  std::mutex filterMutex_;
+  std::shared_ptr<FaultFilter> filter_;
+  std::atomic<bool> filtered_{false};  // filter_ is set (read without filterMutex_)
   bool watchdog_ = false;
-  std::atomic<bool> started_{false};
   std::atomic<uint64_t> jsReads_{0};  // ReadNow() calls: the JS thread is alive
 };
 
 void InitFaultReader(Napi::Env env, Napi::Object exports);
+// The environment's reader with this id (readerStart), or nullptr.
+FaultReader* FindReader(Napi::Env env, uint32_t id);
 
 }  // namespace uffd

@@ -22,9 +22,20 @@ LoopPoll::LoopPoll(Napi::Env env, int fd, Napi::Function onReadable, std::functi
 }
 
 void LoopPoll::SetActive(bool active) {
-  if (closing_ || active == active_) return;
   active_ = active;
-  if (active) {
+  Apply();
+}
+
+void LoopPoll::SetSuspended(bool suspended) {
+  suspended_ = suspended;
+  Apply();
+}
+
+void LoopPoll::Apply() {
+  bool watch = active_ && !suspended_ && !closing_;
+  if (watch == watching_) return;
+  watching_ = watch;
+  if (watch) {
     uv_poll_start(&handle_, UV_READABLE, OnPoll);
   } else {
     uv_poll_stop(&handle_);
@@ -34,6 +45,7 @@ void LoopPoll::SetActive(bool active) {
 void LoopPoll::Close(std::function<void()> closed) {
   if (closing_) return;
   closing_ = true;
+  watching_ = false;
   closed_ = std::move(closed);
   uv_poll_stop(&handle_);
   uv_close(reinterpret_cast<uv_handle_t*>(&handle_), OnClosed);

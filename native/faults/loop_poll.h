@@ -24,6 +24,9 @@ class LoopPoll {
   // Start or stop watching (the JS side stops when no consumer has room, so
   // a level-triggered poll does not spin).
   void SetActive(bool active);
+  // Suspended (the reader is paused, or a filter takes the messages), the fd
+  // is not watched whatever SetActive() asked.
+  void SetSuspended(bool suspended);
   // Stops watching at once (epoll_ctl DEL: the fd may be closed next) and
   // closes the handle; `closed` runs on the loop thread when libuv is done
   // with it, and may delete this object.
@@ -39,7 +42,10 @@ class LoopPoll {
   napi_async_context context_ = nullptr;
   std::function<void(int)> onError_;
   std::function<void()> closed_;
-  bool active_ = false;
+  void Apply();
+  bool active_ = false;     // what the dispatcher asks
+  bool suspended_ = false;  // what the reader's state forbids
+  bool watching_ = false;   // what libuv is doing
   bool closing_ = false;
 };
 

@@ -18,6 +18,7 @@
 // the environment's cleanup hook sets; that hook also kills a child still
 // running, so a Worker that ends leaves no process behind.
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -33,6 +34,8 @@
 #include "../args.h"
 #include "../errors.h"
 #include "fork_child.h"
+#include "longterm_pin.h"
+#include "fork_sigbus_steps.h"
 
 namespace uffd {
 namespace {
@@ -48,7 +51,15 @@ enum StepOp : int {
   kMremap = 4,   // address, oldLength, newLength, flags, newAddress
   kMunmap = 5,   // address, length
   kRaise = 6,    // signal
+  // 20+: steps that report into result slots, reserved by lib/ after the
+  // read values (report->values[slot...]), so their results never mix with
+  // the values of read/write steps.
+  kPagemap = 20,       // address, slot: [stage, low word, high word] of /proc/self/pagemap
+  kLongtermPin = 21,   // address, length, slot: [stage]; the pin is held until kLongtermUnpin or exit
+  kLongtermUnpin = 22, // slot: [stage]; releases the most recent pin still held
 };
+// Pins a child may hold at once (lib/ checks the program).
+constexpr int kMaxChildPins = 16;
 // Exit code of a child whose step failed (its system call returned -1).
 constexpr int kStepFailedExit = 125;
 
@@ -115,6 +126,8 @@ void ResetToDefault(int sig) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
 
+  int pins[kMaxChildPins];
+  int pinCount = 0;
   for (size_t i = 0; i < count; i++) {
     const double* s = steps + i * kStepSlots;
     const int op = static_cast<int>(s[0]);
@@ -154,7 +167,61 @@ void ResetToDefault(int sig) {
         if (syscall(SYS_kill, syscall(SYS_getpid), sig) < 0) Fail(report, i);
         break;
       }
+      case kPagemap: {
+        // [stage, low, high]: stage 1 once opened (a later failure names
+        // pread, an earlier one open), 3 with the entry stored.
+        uint32_t* slot = report->values + static_cast<size_t>(s[2]);
+        const int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) Fail(report, i);
+        slot[0] = 1;
+        uint64_t entry = 0;
+        const off_t at = static_cast<off_t>(address / 4096 * sizeof entry);
+        const ssize_t got = pread(fd, &entry, sizeof entry, at);
+        if (got != static_cast<ssize_t>(sizeof entry)) {
+          if (got >= 0) errno = EIO;  // a short read sets no errno
+          Fail(report, i);
+        }
+        close(fd);
+        slot[1] = static_cast<uint32_t>(entry);
+        slot[2] = static_cast<uint32_t>(entry >> 32);
+        slot[0] = 3;
+        break;
+      }
+      case kLongtermPin: {
+        // [stage]: 0, or the LongtermPinCall that failed, or 3 once pinned.
+        uint32_t* slot = report->values + static_cast<size_t>(s[3]);
+        int failedCall = 0;
+        if (pinCount == kMaxChildPins) {
+          errno = EMFILE;
+          Fail(report, i);
+        }
+        const int fd = LongtermPinRange(address, length, &failedCall);
+        if (fd < 0) {
+          slot[0] = static_cast<uint32_t>(failedCall);
+          errno = -fd;
+          Fail(report, i);
+        }
+        pins[pinCount++] = fd;
+        slot[0] = 3;
+        break;
+      }
+      case kLongtermUnpin: {
+        uint32_t* slot = report->values + static_cast<size_t>(s[1]);
+        if (pinCount == 0) {
+          errno = EINVAL;
+          Fail(report, i);
+        }
+        const int result = LongtermUnpin(pins[--pinCount]);
+        if (result < 0) {
+          errno = -result;
+          Fail(report, i);
+        }
+        slot[0] = 3;
+        break;
+      }
       default:
+        // Steps 40+ (fork_sigbus_steps.h).
+        if (RunForkSigbusStep(op, s, ForkStepReport{report->values, &report->valueCount, capacity})) break;
         errno = EINVAL;
         Fail(report, i);
     }
@@ -186,6 +253,10 @@ Napi::Object ResultOf(Napi::Env env, ForkJob& job) {
   auto values = Napi::Uint32Array::New(env, stored);
   if (stored) memcpy(values.Data(), report.values, stored * sizeof(uint32_t));
   result.Set("values", values);
+  // The whole report area: lib/ reads the result slots of steps 20+ there.
+  auto slots = Napi::Uint32Array::New(env, job.capacity);
+  if (job.capacity) memcpy(slots.Data(), report.values, job.capacity * sizeof(uint32_t));
+  result.Set("slots", slots);
   result.Set("valueCount", Napi::Number::New(env, report.valueCount));
   result.Set("failedStep", Napi::Number::New(env, report.failedStep));
   result.Set("error", Napi::Number::New(env, report.error));

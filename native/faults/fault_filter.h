@@ -1,0 +1,25 @@
+// A native consumer of a reader's messages: the reader thread hands it every
+// batch before queueing the rest for JavaScript. The pager (native/pager/)
+// is one: it resolves the faults of the ranges it serves right there on the
+// reader thread, so no JavaScript runs per fault, and passes everything else
+// (faults of other ranges, remap/remove/unmap events) on to JavaScript.
+#pragma once
+
+#include <linux/userfaultfd.h>
+
+#include <cstddef>
+
+namespace uffd {
+
+class FaultFilter {
+ public:
+  virtual ~FaultFilter() = default;
+  // Handles what it serves. Returns how many messages are left for
+  // JavaScript, compacted at the front of `msgs`.
+  virtual size_t Filter(int uffd, uffd_msg* msgs, size_t n) = 0;
+  // Retries faults deferred by EAGAIN. Returns true while some remain: the
+  // reader then polls with a short timeout instead of sleeping.
+  virtual bool RetryDeferred(int uffd) = 0;
+};
+
+}  // namespace uffd

@@ -1,0 +1,433 @@
+// The per-fault path of the pager: find the range, pick the read-ahead
+// window, fill it with one ioctl, and deal with the outcomes real handlers
+// get wrong (EEXIST is success, EAGAIN defers, a source failure resolves the
+// page by the policy). Range bookkeeping follows REMAP, REMOVE and UNMAP.
+#include "pager_core.h"
+
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "../uapi/userfaultfd_compat.h"
+
+namespace uffd::pager {
+
+namespace {
+constexpr int kMaxTries = 5000;  // EAGAIN retries (1 ms apart) before a deferred fault is woken and dropped
+}
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+Source::~Source() {
+  if (fd >= 0) close(fd);
+  if (mapping) munmap(mapping, mappingLength);
+}
+
+void Stats::Fault(pid_t tid) {
+  faults++;
+  std::lock_guard<std::mutex> lock(threadsMutex);
+  threads[tid]++;
+}
+
+void Stats::Latency(uint64_t ns) {
+  int bucket = ns == 0 ? 0 : 63 - __builtin_clzll(ns);
+  latency[std::min(bucket, kLatencyBuckets - 1)]++;
+}
+
+Buffers::~Buffers() {
+  if (zeros_) munmap(zeros_, zerosLength_);
+  if (scratch_) munmap(scratch_, scratchLength_);
+}
+
+const uint8_t* Buffers::Zeros(size_t length) {
+  if (length > zerosLength_) {
+    if (zeros_) munmap(zeros_, zerosLength_);
+    // Never written, so every read maps the shared zero page: COPY from it
+    // reads zeros without populating anything.
+    zeros_ = mmap(nullptr, length, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (zeros_ == MAP_FAILED) {
+      zeros_ = nullptr;
+      zerosLength_ = 0;
+      return nullptr;
+    }
+    zerosLength_ = length;
+  }
+  return static_cast<const uint8_t*>(zeros_);
+}
+
+uint8_t* Buffers::Scratch(size_t length) {
+  if (length > scratchLength_) {
+    if (scratch_) munmap(scratch_, scratchLength_);
+    scratch_ = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (scratch_ == MAP_FAILED) {
+      scratch_ = nullptr;
+      scratchLength_ = 0;
+      return nullptr;
+    }
+    scratchLength_ = length;
+  }
+  return static_cast<uint8_t*>(scratch_);
+}
+
+int Wake(int fd, uint64_t start, uint64_t length) {
+  uffdio_range range{start, length};
+  return ioctl(fd, UFFDIO_WAKE, &range) == 0 ? 0 : errno;
+}
+
+namespace {
+
+// The kernel's progress field: bytes done, or -errno when nothing was done.
+FillResult FromIoctl(int rc, int64_t field) {
+  FillResult r;
+  if (rc == 0) {
+    r.done = static_cast<uint64_t>(field);
+    return r;
+  }
+  r.err = errno;
+  r.done = field > 0 ? static_cast<uint64_t>(field) : 0;
+  return r;
+}
+
+FillResult CopyFrom(int fd, uint64_t dst, const uint8_t* src, uint64_t length) {
+  uffdio_copy copy{dst, reinterpret_cast<uint64_t>(src), length, 0, 0};
+  int rc = ioctl(fd, UFFDIO_COPY, &copy);
+  return FromIoctl(rc, copy.copy);
+}
+
+FillResult ZeroFill(int fd, uint64_t dst, uint64_t length, uint64_t pageSize, Buffers* buffers) {
+  if (pageSize == 4096) {
+    uffdio_zeropage zp{{dst, length}, 0, 0};
+    int rc = ioctl(fd, UFFDIO_ZEROPAGE, &zp);
+    return FromIoctl(rc, zp.zeropage);
+  }
+  // hugetlb has no ZEROPAGE.
+  const uint8_t* zeros = buffers->Zeros(length);
+  if (!zeros) return FillResult{ENOMEM, 0, false};
+  return CopyFrom(fd, dst, zeros, length);
+}
+
+}  // namespace
+
+FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uint64_t length, uint64_t pageSize,
+                Buffers* buffers) {
+  switch (source.kind) {
+    case SourceKind::kZero:
+      return ZeroFill(fd, dst, length, pageSize, buffers);
+    case SourceKind::kBuffer:
+    case SourceKind::kMemoryFile:
+      return CopyFrom(fd, dst, source.data + offset, length);
+    case SourceKind::kFile: {
+      uint8_t* scratch = buffers->Scratch(length);
+      if (!scratch) return FillResult{ENOMEM, 0, false};
+      uint64_t got = 0;
+      while (got < length) {
+        ssize_t n = pread(source.fd, scratch + got, length - got, static_cast<off_t>(offset + got));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (got >= pageSize) break;  // serve what was read
+          return FillResult{errno, 0, false};
+        }
+        if (n == 0) break;
+        got += static_cast<uint64_t>(n);
+      }
+      if (got < pageSize) return FillResult{ENODATA, 0, true};  // the file ends inside the faulting page
+      return CopyFrom(fd, dst, scratch, got - got % pageSize);
+    }
+    case SourceKind::kFunction:
+      break;
+  }
+  return FillResult{EINVAL, 0, false};
+}
+
+Core::Core(std::shared_ptr<Shared> shared, bool child, pid_t jsThreadId)
+    : shared_(std::move(shared)), child_(child), jsThreadId_(jsThreadId) {}
+
+Range* Core::Find(uint64_t address) {
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), address,
+                             [](uint64_t a, const Range& r) { return a < r.start; });
+  if (it == ranges_.begin()) return nullptr;
+  --it;
+  return address < it->end ? &*it : nullptr;
+}
+
+bool Core::Serve(const Range& range) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Range& r : ranges_) {
+    if (r.start < range.end && range.start < r.end) return false;
+  }
+  std::vector<Range> one{range};
+  Insert(std::move(one));
+  return true;
+}
+
+void Core::Insert(std::vector<Range>&& ranges) {
+  for (Range& r : ranges) ranges_.push_back(std::move(r));
+  std::sort(ranges_.begin(), ranges_.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+}
+
+// Splits ranges at `start` and `end` and moves the parts inside into `removed`.
+void Core::Cut(uint64_t start, uint64_t end, std::vector<Range>* removed) {
+  std::vector<Range> kept;
+  for (Range& r : ranges_) {
+    if (r.end <= start || r.start >= end) {
+      kept.push_back(std::move(r));
+      continue;
+    }
+    if (r.start < start) {
+      Range left = r;
+      left.end = start;
+      kept.push_back(left);
+    }
+    if (r.end > end) {
+      Range right = r;
+      right.offset = r.offset + (end - r.start);
+      right.start = end;
+      right.raWindow = 0;
+      kept.push_back(right);
+    }
+    Range inside = r;
+    inside.start = std::max(r.start, start);
+    inside.end = std::min(r.end, end);
+    inside.offset = r.offset + (inside.start - r.start);
+    inside.raWindow = 0;
+    if (removed) removed->push_back(std::move(inside));
+  }
+  ranges_ = std::move(kept);
+}
+
+uint64_t Core::Unserve(uint64_t start, uint64_t end) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Range> removed;
+  Cut(start, end, &removed);
+  uint64_t bytes = 0;
+  for (const Range& r : removed) bytes += r.end - r.start;
+  return bytes;
+}
+
+std::vector<Range> Core::Snapshot() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Range> copy = ranges_;
+  for (Range& r : copy) r.raWindow = 0;
+  return copy;
+}
+
+bool Core::NextChunk(uint64_t cursor, uint64_t end, uint64_t max, Range* out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Range& r : ranges_) {
+    if (r.end <= cursor || r.source->kind == SourceKind::kFunction) continue;
+    if (r.start >= end) return false;
+    *out = r;
+    out->start = std::max(r.start, cursor);
+    out->offset = r.offset + (out->start - r.start);
+    uint64_t chunk = std::max(max - max % r.pageSize, r.pageSize);
+    out->end = std::min({r.end, end, out->start + chunk});
+    // A chunk that would end inside a page (end not page-aligned) is cut to whole pages.
+    out->end -= (out->end - out->start) % r.pageSize;
+    if (out->end <= out->start) return false;
+    return true;
+  }
+  return false;
+}
+
+// Adaptive read-ahead, as CRIU's lazy-pages: the window doubles while faults
+// follow each other, and falls back to the minimum on a random access.
+uint64_t Core::Window(Range& range, uint64_t page) {
+  const Config& c = shared_->config;
+  uint64_t ps = range.pageSize;
+  uint64_t window;
+  if (c.readAheadMax <= ps) {
+    window = ps;
+  } else if (range.raWindow != 0 && page == range.raNext) {
+    window = std::min(range.raWindow * 2, c.readAheadMax);
+  } else {
+    window = c.readAheadMin;
+  }
+  window = std::max(ps, window - window % ps);
+  range.raWindow = window;
+  return std::min(window, range.end - page);
+}
+
+void Core::Fail(int fd, const Range& range, uint64_t page, int err, bool shortRead) {
+  shared_->Fail(fd, page, range.pageSize, range.offset + (page - range.start), err, shortRead ? 1 : 2, &buffers_);
+}
+
+Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
+  uint64_t address = msg.arg.pagefault.address;
+  uint64_t flags = msg.arg.pagefault.flags;
+  pid_t tid = static_cast<pid_t>(msg.arg.pagefault.feat.ptid);
+  Range* range = Find(address);
+  if (!range || (flags & UFFD_PAGEFAULT_FLAG_WP)) return Outcome::kPass;
+  uint64_t ps = range->pageSize;
+  uint64_t page = address & ~(ps - 1);
+  Stats& stats = shared_->stats;
+
+  if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+    // The page cache already holds the page: map it.
+    uffdio_continue cont{{page, ps}, 0, 0};
+    FillResult r = FromIoctl(ioctl(fd, UFFDIO_CONTINUE, &cont), cont.mapped);
+    if (r.err == EAGAIN && r.done == 0) return Outcome::kDefer;
+    stats.Fault(tid);
+    stats.minorFaults++;
+    if (r.err == EEXIST && r.done == 0) {
+      stats.eexist++;
+      Wake(fd, page, ps);
+    } else if (r.err != 0 && r.done == 0 && r.err != ENOENT) {
+      Fail(fd, *range, page, r.err, false);
+    }
+    stats.Latency(NowNs() - t0);
+    return Outcome::kDone;
+  }
+
+  if (range->source->kind == SourceKind::kFunction) {
+    // The JS thread cannot run the function while it is blocked in this
+    // fault: leave it to the reader's jsThreadFaults policy.
+    if (jsThreadId_ != 0 && tid == jsThreadId_) return Outcome::kPass;
+    stats.Fault(tid);
+    stats.functionFaults++;
+    shared_->Request(shared_from_this(), fd, page, ps, range->offset + (page - range->start), tid,
+                     (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0, range->source->tag, t0);
+    return Outcome::kDone;
+  }
+
+  uint64_t length = Window(*range, page);
+  FillResult r = Fill(fd, *range->source, range->offset + (page - range->start), page, length, ps, &buffers_);
+  if (r.done > 0) {
+    // The faulting page was first in the window: it is mapped and woken. A
+    // page already present further on (EEXIST, reported as EAGAIN with
+    // progress) just ends the window.
+    stats.Fault(tid);
+    stats.bytes += r.done;
+    stats.readAheadPages += r.done / ps - 1;
+    range->raNext = page + r.done;
+    stats.Latency(NowNs() - t0);
+    return Outcome::kDone;
+  }
+  if (r.err == EAGAIN) {
+    stats.eagain++;
+    return Outcome::kDefer;
+  }
+  stats.Fault(tid);
+  if (r.err == EEXIST) {
+    // Another thread's fault, or a prefetch, mapped it first.
+    stats.eexist++;
+    Wake(fd, page, ps);
+  } else if (r.err == ENOENT || r.err == ESRCH) {
+    // The memory went away under us (unmapped, or the process exited).
+    Wake(fd, page, ps);
+  } else {
+    Fail(fd, *range, page, r.err, r.shortRead);
+  }
+  stats.Latency(NowNs() - t0);
+  return Outcome::kDone;
+}
+
+bool Core::HandleEvent(const uffd_msg& msg) {
+  Note note;
+  note.v[0] = static_cast<double>(NoteKind::kEvent);
+  note.v[5] = child_ ? 1 : 0;
+  switch (msg.event) {
+    case UFFD_EVENT_REMAP: {
+      uint64_t from = msg.arg.remap.from, to = msg.arg.remap.to, len = msg.arg.remap.len;
+      std::vector<Range> moved;
+      Cut(from, from + len, &moved);
+      for (Range& r : moved) {
+        r.start = r.start - from + to;
+        r.end = r.end - from + to;
+      }
+      Insert(std::move(moved));
+      shared_->StaleRequests(this, from, from + len);
+      note.v[1] = UFFD_EVENT_REMAP;
+      note.v[2] = static_cast<double>(from);
+      note.v[3] = static_cast<double>(to);
+      note.v[4] = static_cast<double>(len);
+      break;
+    }
+    case UFFD_EVENT_REMOVE:
+    case UFFD_EVENT_UNMAP: {
+      uint64_t start = msg.arg.remove.start, end = msg.arg.remove.end;
+      std::vector<Range> removed;
+      if (msg.event == UFFD_EVENT_UNMAP) {
+        Cut(start, end, nullptr);
+        shared_->StaleRequests(this, start, end);
+      } else if (shared_->config.afterRemove == AfterRemove::kZero) {
+        // As Firecracker's handler after a balloon inflation: the guest gave
+        // those pages back, and later faults there get zero pages.
+        Cut(start, end, &removed);
+        for (Range& r : removed) r.source = shared_->zeroSource;
+        Insert(std::move(removed));
+      }
+      note.v[1] = msg.event;
+      note.v[2] = static_cast<double>(start);
+      note.v[3] = static_cast<double>(end);
+      break;
+    }
+    case UFFD_EVENT_FORK: {
+      // The child's uffd is served here, natively, with the same ranges: a
+      // JavaScript reader of the same fd would race with it.
+      shared_->stats.forks++;
+      shared_->SpawnChild(static_cast<int>(msg.arg.fork.ufd), Snapshot());
+      note.v[0] = static_cast<double>(NoteKind::kFork);
+      note.v[1] = child_ ? 1 : 0;
+      shared_->Notify(note);
+      return false;
+    }
+    default:
+      return true;
+  }
+  shared_->Notify(note);
+  return !child_;
+}
+
+size_t Core::Filter(int uffd, uffd_msg* msgs, size_t n) {
+  uint64_t t0 = NowNs();
+  size_t kept = 0;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < n; i++) {
+      bool keep;
+      if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+        Outcome o = HandleFault(uffd, msgs[i], t0);
+        if (o == Outcome::kDefer) deferred_.push_back(Deferred{msgs[i], t0, 0});
+        keep = o == Outcome::kPass;
+      } else if (msgs[i].event == UFFD_EVENT_FORK) {
+        // Snapshot() takes the lock itself.
+        lock.unlock();
+        keep = HandleEvent(msgs[i]);
+        lock.lock();
+      } else {
+        keep = HandleEvent(msgs[i]);
+      }
+      if (keep) msgs[kept++] = msgs[i];
+    }
+  }
+  shared_->StatsTick();
+  return kept;
+}
+
+bool Core::RetryDeferred(int uffd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (deferred_.empty()) return false;
+  std::vector<Deferred> pending;
+  pending.swap(deferred_);
+  for (Deferred& d : pending) {
+    Outcome o = HandleFault(uffd, d.msg, d.t0);
+    if (o == Outcome::kDefer && ++d.tries < kMaxTries) {
+      deferred_.push_back(d);
+    } else if (o != Outcome::kDone) {
+      // No longer ours (unserved, moved), or never settling: wake the thread
+      // so it retries the access and faults again where it now belongs.
+      uint64_t address = d.msg.arg.pagefault.address & ~4095ull;
+      Wake(uffd, address, 4096);
+    }
+  }
+  return !deferred_.empty();
+}
+
+}  // namespace uffd::pager

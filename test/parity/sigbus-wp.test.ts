@@ -1,0 +1,10 @@
+// uffd-unit-tests "sigbus-wp" on every memory type: see sigbus-case.ts.
+import { it } from 'vitest';
+import { caseName, PARITY_MEMORY } from './areas';
+import { sigbusCase } from './sigbus-case';
+
+for (const memory of PARITY_MEMORY) {
+  it(caseName('sigbus-wp', memory), async (ctx) => {
+    await sigbusCase(memory, true, (reason) => ctx.skip(reason));
+  });
+}
