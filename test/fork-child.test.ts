@@ -25,6 +25,16 @@ function wchan(pid: number): string {
   return readFileSync(`/proc/${pid}/wchan`, 'utf8');
 }
 
+/**
+ * Waits until the child sleeps in handle_userfault. The fault event is
+ * queued before the faulting thread goes to sleep, so right after the event
+ * the child may still be running (wchan "0"); the test timeout bounds this.
+ */
+async function untilBlockedInFault(pid: number): Promise<string> {
+  while (wchan(pid) !== 'handle_userfault') await new Promise((r) => setTimeout(r, 2));
+  return wchan(pid);
+}
+
 describe('forkChild', () => {
   it('rejects bad programs with TypeError / RangeError', () => {
     const a = 0x10000;
@@ -140,7 +150,7 @@ describe('forkChild', () => {
     expect(first).toMatchObject({ address: m.address + PAGE_SIZE, write: true });
     childUffd.zeropage(first.address, PAGE_SIZE);
     expect((await nextOf(childEvents, 'pagefault')).address).toBe(m.address);
-    expect(wchan(child.pid)).toBe('handle_userfault');
+    expect(await untilBlockedInFault(child.pid)).toBe('handle_userfault');
 
     expect(child.kill('SIGKILL')).toBe(true);
     const r = await child.exited;
@@ -157,7 +167,7 @@ describe('forkChild', () => {
     const child = fork([{ op: 'read', address: m.address, length: 4 }]);
     const childUffd = track((await nextOf(events, 'fork')).uffd);
     expect((await nextOf(childUffd.events(), 'pagefault')).address).toBe(m.address);
-    expect(wchan(child.pid)).toBe('handle_userfault');
+    expect(await untilBlockedInFault(child.pid)).toBe('handle_userfault');
 
     const touching = touch(m.address + PAGE_SIZE, 4);
     expect((await nextOf(events, 'pagefault')).address).toBe(m.address + PAGE_SIZE);
