@@ -5,12 +5,13 @@
 //
 //   node-case.mjs fault <handler> <mode> <memory> <threads> <pages> <pin>
 //       handler: js (events() iterator + one ioctl per event),
-//                onfault (uffd.onFault() synchronous handler, one ioctl per event)
+//                onfault (uffd.onFault() synchronous handler, one ioctl per event),
+//                native (the Pager: resolved on the reader thread, no JS per fault)
 //   node-case.mjs bulk <chunk bytes> <total bytes> [per-call]
-//   node-case.mjs restore <file> <bytes> <readahead 0|1>
+//   node-case.mjs restore <file> <bytes> <readahead 0|1> [onfault|native]
 //   node-case.mjs pagemap-scan <bytes> <dirty pages>
 import { openSync, closeSync } from 'node:fs';
-import { Userfaultfd, Mapping, MemoryFile, PAGE_SIZE, HUGE_2M } from '../dist/index.js';
+import { Userfaultfd, Mapping, MemoryFile, Pager, PAGE_SIZE, HUGE_2M } from '../dist/index.js';
 import * as lib from '../dist/index.js';
 import { touchPagesTimed, pinThread } from '../dist/testing/index.js';
 import { native } from '../dist/native.js';
@@ -84,6 +85,16 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
             : (a) => uffd.move(a, src.address + (a - base), page);
   const mask = page - 1;
 
+  let pager;
+  if (handler === 'native') {
+    if (mode === 'wp' || mode === 'move') throw new Error(`the pager does not serve ${mode} faults`);
+    // Served before the first touch: a fault read before serve() is the
+    // events' (the pager only takes faults of ranges it serves).
+    pager = Pager.create(uffd, { readAhead: false });
+    // Minor faults get CONTINUE whatever the source.
+    const source = mode === 'copy' ? { kind: 'buffer', buffer: Buffer.alloc(length, 3) } : { kind: 'zero' };
+    pager.serve(mapping, source);
+  }
   const share = Math.floor(pages / threads);
   const touches = [];
   for (let i = 0; i < threads; i++) {
@@ -109,6 +120,10 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
         }
       });
     });
+  } else if (handler === 'native') {
+    await Promise.all(touches);
+    handled = pager.stats().faults;
+    pager.close();
   } else {
     throw new Error(`handler ${handler}: not available`);
   }
@@ -160,52 +175,57 @@ function bulk(chunk, total, perCall) {
   print({ bytes: total, seconds, gbps: total / seconds / 1e9 });
 }
 
-async function restore(path, length, readahead) {
-  // The snapshot file, mapped read-only: pages are copied from the page cache.
-  // (Internal region-table call: the public API maps memfds, not plain files.)
-  const fd = openSync(path, 'r');
-  const [, fileAddress] = native.mapRegion(0, length, 1 /* PROT_READ */, 1 /* MAP_SHARED */, fd, 0, PAGE_SIZE);
-  closeSync(fd);
+async function restore(path, length, readahead, handler) {
   const area = Mapping.anonymous(length);
   area.madvise('NOHUGEPAGE');
   const uffd = Userfaultfd.open();
   uffd.register(area, ['missing']);
   const base = area.address;
-  const t0 = performance.now();
-  const toucher = touchPagesTimed(base, length, { stride: PAGE_SIZE });
+  if (handler === 'native') {
+    // The Pager's file source: pread() into the page (or read-ahead window)
+    // and one UFFDIO_COPY, on the reader thread.
+    const pager = Pager.create(uffd, { readAhead: readahead });
+    pager.serve(area, { kind: 'file', path, offset: 0 });
+    const t0 = performance.now();
+    await touchPagesTimed(base, length, { stride: PAGE_SIZE });
+    const seconds = (performance.now() - t0) / 1e3;
+    const faults = pager.stats().faults;
+    pager.close();
+    uffd.close();
+    print({ bytes: length, faults, seconds, gbps: length / seconds / 1e9 });
+    return;
+  }
+  // JavaScript: onFault() copies from the snapshot file, mapped read-only
+  // (internal region-table call: the public API maps memfds, not plain files).
+  const fd = openSync(path, 'r');
+  const [, fileAddress] = native.mapRegion(0, length, 1 /* PROT_READ */, 1 /* MAP_SHARED */, fd, 0, PAGE_SIZE);
+  closeSync(fd);
   let next = -1;
   let window = 65536;
   let faults = 0;
-  let done = 0;
-  const it = uffd.events({ highWaterMark: 4096 });
-  const consume = (async () => {
-    for await (const event of it) {
-      if (event.type !== 'pagefault') continue;
-      const fault = event.address - (event.address % PAGE_SIZE) - base;
-      let len = PAGE_SIZE;
-      if (readahead) {
-        window = fault === next ? Math.min(window * 2, 4 << 20) : 65536;
-        len = window;
-      }
-      len = Math.min(len, length - fault);
-      next = fault + len;
-      faults++;
-      let off = fault;
-      while (len > 0) {
-        const r = uffd.copyFromAddress(base + off, fileAddress + off, len);
-        if (r.status === 'complete') break;
-        const skip = r.bytes + (r.status === 'EEXIST' ? PAGE_SIZE : 0);
-        if (skip >= len) break;
-        off += skip;
-        len -= skip;
-      }
+  uffd.onFault((event) => {
+    const fault = event.address - (event.address % PAGE_SIZE) - base;
+    let len = PAGE_SIZE;
+    if (readahead) {
+      window = fault === next ? Math.min(window * 2, 4 << 20) : 65536;
+      len = window;
     }
-  })();
-  await toucher;
+    len = Math.min(len, length - fault);
+    next = fault + len;
+    faults++;
+    let off = fault;
+    while (len > 0) {
+      const r = uffd.copyFromAddress(base + off, fileAddress + off, len);
+      if (r.status === 'complete') break;
+      const skip = r.bytes + (r.status === 'EEXIST' ? PAGE_SIZE : 0);
+      if (skip >= len) break;
+      off += skip;
+      len -= skip;
+    }
+  });
+  const t0 = performance.now();
+  await touchPagesTimed(base, length, { stride: PAGE_SIZE });
   const seconds = (performance.now() - t0) / 1e3;
-  void done;
-  await it.return();
-  await consume;
   uffd.close();
   print({ bytes: length, faults, seconds, gbps: length / seconds / 1e9 });
 }
@@ -240,7 +260,7 @@ try {
   const n = (i) => Number(args[i]);
   if (kind === 'fault') await fault(args[0], args[1], args[2], n(3), n(4), n(5) === 1);
   else if (kind === 'bulk') bulk(n(0), n(1), args[2] === 'per-call');
-  else if (kind === 'restore') await restore(args[0], n(1), n(2) === 1);
+  else if (kind === 'restore') await restore(args[0], n(1), n(2) === 1, args[3] ?? 'onfault');
   else if (kind === 'pagemap-scan') pagemapScanCase(n(0), n(1));
   else throw new Error(`unknown case kind ${kind}`);
 } catch (err) {

@@ -36,7 +36,7 @@ describe('bench --quick', () => {
     const { machine, summary } = JSON.parse(r.stdout) as { machine: { kernel: string }; summary: CaseSummary[] };
     expect(machine.kernel).toMatch(/^\d+\.\d+/);
     const ids = summary.map((s) => s.id);
-    for (const id of ['D1/js', 'D1×2/js', 'D4/js', 'D6/js', 'D8/js', 'D9/js', 'B-4K', 'B-64K', 'B-2M', 'B-4K/per-call', 'D1/onfault', 'R-ra', 'R-4k', 'S-scan']) {
+    for (const id of ['D1/js', 'D1×2/js', 'D4/js', 'D6/js', 'D8/js', 'D9/js', 'B-4K', 'B-64K', 'B-2M', 'B-4K/per-call', 'D1/onfault', 'D1/native', 'D4/native', 'D6/native', 'R-ra/native', 'R-ra/onfault', 'R-4k/native', 'R-4k/onfault', 'S-scan']) {
       expect(ids).toContain(id);
     }
     // Hugetlb cases need free 2M pages (npm test reserves them).
