@@ -69,7 +69,8 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
     src.buffer().fill(2);
   }
   const pageBuf = Buffer.alloc(page, 3);
-  const uffd = Userfaultfd.open({ features });
+  // UFFD_BENCH_READER=thread measures the reader-thread design (docs/benchmarks.md).
+  const uffd = Userfaultfd.open({ features, reader: process.env.UFFD_BENCH_READER ?? 'loop' });
   uffd.register(mapping, modes);
   if (mode === 'wp') uffd.writeProtect(mapping.address, length, true);
   const base = mapping.address;

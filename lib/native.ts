@@ -51,7 +51,8 @@ export interface NativeAddon {
   pagemapScan(pagemapFd: number, start: Address, end: Address, flags: number, inverted: number, mask: number, anyof: number, returnMask: number, maxPages: number, vec: ArrayBuffer): [regions: number, walkEnd: Address];
 
   // faults/fault_reader.cc
-  readerStart(fd: number, onReadable: () => void, loop?: boolean): number;
+  readerStart(fd: number, onReadable: () => void, loop?: boolean, onPoll?: () => void): number;
+  readerDrainInto(id: number, buffer: ArrayBuffer): number;
   readerPoll(id: number, active: boolean): void;
   readerDrain(id: number, max: number): ArrayBuffer;
   readerStop(id: number): void;

@@ -19,6 +19,9 @@ import { decodeMessage, MSG_SIZE, type UffdEventOf } from './events';
 
 /** What a fault raised by the owning environment's JS thread is resolved with. */
 export type JsThreadFaultPolicy = 'zero' | 'poison';
+/** Messages taken per native call at most. */
+const BATCH_MESSAGES = 1024;
+
 /** Who reads the fd: this thread's event loop (with a watchdog thread) or a native thread. */
 export type ReaderMode = 'loop' | 'thread';
 const POLICY_CODES: Record<JsThreadFaultPolicy, number> = { zero: 0, poison: 1 };
@@ -42,6 +45,10 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   #loop: boolean;
   #polling = false;
   #handler: ((event: UffdEventOf<U>) => void) | undefined;
+  #draining = false;
+  // The batch buffer, filled by the native side, decoded before the next drain.
+  #batch = new ArrayBuffer(BATCH_MESSAGES * MSG_SIZE);
+  #view = new DataView(this.#batch);
   /**
    * For each fork event's uffd: how many iterators it was pushed to and have
    * not dropped it unread. It is closed only when every one of them dropped
@@ -53,7 +60,7 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   constructor(fd: number, owner: FaultDispatcherOwner<U>, policy: JsThreadFaultPolicy, mode: ReaderMode = 'loop') {
     this.#owner = owner;
     this.#loop = mode === 'loop';
-    this.#readerId = native.readerStart(fd, () => this.#onReadable(), this.#loop);
+    this.#readerId = native.readerStart(fd, () => this.#onReadable(), this.#loop, () => this.#onPoll());
     native.readerSetPolicy(this.#readerId, POLICY_CODES[policy]);
   }
 
@@ -178,6 +185,21 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     }
   }
 
+  /**
+   * Loop mode: the fd is readable. No status call per batch (the fast
+   * path): a read error shows as nothing read, and is looked up then.
+   */
+  #onPoll(): void {
+    if (this.#readerId === 0) return;
+    this.#readable = true;
+    if (this.#drain() > 0) return;
+    const readErrno = this.#checkStatus();
+    if (readErrno !== 0) {
+      const err = errnoError(readErrno, 'read');
+      for (const it of [...this.#iterators]) it.fail(err);
+    }
+  }
+
   #onReadable(): void {
     if (this.#readerId === 0) return;
     this.#readable = true;
@@ -205,38 +227,51 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
     return readErrno;
   }
 
-  #drain(): void {
+  /** Delivers what there is while every consumer has room; returns how many messages. */
+  #drain(): number {
+    // A handler that calls back into the dispatcher (onFault(), events())
+    // must not reuse the batch buffer under the loop that decodes it: the
+    // outer drain goes on reading until the fd is empty anyway.
+    if (this.#draining) return 0;
+    this.#draining = true;
+    let total = 0;
     let failure: { error: unknown } | undefined;
-    for (;;) {
-      const handler = this.#handler;
-      let room = Infinity;
-      for (const it of this.#iterators) room = Math.min(room, it.room);
-      if ((this.#iterators.size === 0 && handler === undefined) || room <= 0 || this.#readerId === 0) break;
-      const max = Math.min(room, 4096);
-      const batch = native.readerDrain(this.#readerId, max);
-      const count = batch.byteLength / MSG_SIZE;
-      if (count < max) this.#readable = false;
-      const view = new DataView(batch);
-      for (let i = 0; i < count; i++) {
-        const event = decodeMessage(view, i * MSG_SIZE, (fd) => this.#owner.adoptFork(fd));
-        if (event === undefined) continue;
-        if (event.type !== 'pagefault') this.#owner.observe(event);
-        else if (event.resolvedByReader) this.#checkStatus();
-        else if (handler !== undefined && !event.resolvedByReader) {
-          // A throwing handler must not cost the rest of the batch: the
-          // first error is rethrown once the batch is delivered.
-          try {
-            handler(event);
-          } catch (error) {
-            failure ??= { error };
+    try {
+      for (;;) {
+        const handler = this.#handler;
+        let room = Infinity;
+        for (const it of this.#iterators) room = Math.min(room, it.room);
+        if ((this.#iterators.size === 0 && handler === undefined) || room <= 0 || this.#readerId === 0) break;
+        const max = Math.min(room, BATCH_MESSAGES);
+        const batch = max === BATCH_MESSAGES ? this.#batch : this.#batch.slice(0, max * MSG_SIZE);
+        const count = native.readerDrainInto(this.#readerId, batch);
+        total += count;
+        if (count < max) this.#readable = false;
+        const view = batch === this.#batch ? this.#view : new DataView(batch);
+        for (let i = 0; i < count; i++) {
+          const event = decodeMessage(view, i * MSG_SIZE, (fd) => this.#owner.adoptFork(fd));
+          if (event === undefined) continue;
+          if (event.type !== 'pagefault') this.#owner.observe(event);
+          else if (event.resolvedByReader) this.#checkStatus();
+          else if (this.#handler !== undefined) {
+            // A throwing handler must not cost the rest of the batch: the
+            // first error is rethrown once the batch is delivered.
+            try {
+              this.#handler(event);
+            } catch (error) {
+              failure ??= { error };
+            }
           }
+          if (event.type === 'fork') this.#forkHolders.set(event.uffd as object, this.#iterators.size);
+          for (const it of this.#iterators) it.push(event);
         }
-        if (event.type === 'fork') this.#forkHolders.set(event.uffd as object, this.#iterators.size);
-        for (const it of this.#iterators) it.push(event);
+        if (count < max) break;
       }
-      if (count < max) break;
+    } finally {
+      this.#draining = false;
     }
     this.#updatePolling();
     if (failure) throw failure.error;
+    return total;
   }
 }

@@ -449,7 +449,8 @@ void SyncPoll(ReaderSlot* slot) {
   if (slot->poll) slot->poll->SetSuspended(slot->reader->Paused() || slot->reader->Filtered());
 }
 
-// readerStart(uffd, onReadable, loop) -> id
+// readerStart(uffd, onReadable, loop[, onPoll]) -> id. onReadable: the
+// thread queued messages (TSFN); onPoll (loop mode): the fd is readable.
 Napi::Value ReaderStart(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 2);
   AddonState& state = StateOf(info.Env());
@@ -459,7 +460,8 @@ Napi::Value ReaderStart(const Napi::CallbackInfo& info) {
   if (loop) {
     FaultReader* reader = slot->reader.get();
     try {
-      slot->poll = std::make_unique<LoopPoll>(info.Env(), reader->Fd(), onReadable,
+      auto onPoll = info.Length() >= 4 && info[3].IsFunction() ? info[3].As<Napi::Function>() : onReadable;
+      slot->poll = std::make_unique<LoopPoll>(info.Env(), reader->Fd(), onPoll,
                                               [reader](int err) { reader->SetReadError(err); });
     } catch (...) {
       slot->reader->Stop();
@@ -511,6 +513,31 @@ Napi::Value ReaderDrain(const Napi::CallbackInfo& info) {
   auto out = Napi::ArrayBuffer::New(info.Env(), all.size() * sizeof(uffd_msg));
   if (!all.empty()) memcpy(out.Data(), all.data(), all.size() * sizeof(uffd_msg));
   return out;
+}
+
+// readerDrainInto(id, buffer) -> n: as readerDrain, into the caller's
+// ArrayBuffer (n × 32-byte uffd_msg, as many as fit): no allocation per batch
+// on the loop-mode fast path.
+Napi::Value ReaderDrainInto(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  ReaderSlot* slot = SlotArg(info);
+  FaultReader* reader = slot->reader.get();
+  SyncPoll(slot);
+  uint8_t* data = nullptr;
+  size_t bytes = 0;
+  if (!BytesOf(info[1], &data, &bytes)) throw Napi::TypeError::New(info.Env(), "native: buffer must be an ArrayBuffer");
+  auto* out = reinterpret_cast<uffd_msg*>(data);
+  size_t max = bytes / sizeof(uffd_msg);
+  size_t total = reader->Drain(out, max);
+  if (slot->poll) {
+    while (total < max) {
+      size_t want = std::min<size_t>(kBatch, max - total);
+      size_t n = reader->ReadNow(out + total, want);
+      total += n;
+      if (n < want) break;  // a short read: the fd is empty
+    }
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
 }
 
 // readerStop(id): joins the thread. The uffd itself stays open.
@@ -584,6 +611,7 @@ FaultReader* FindReader(Napi::Env env, uint32_t id) {
 void InitFaultReader(Napi::Env env, Napi::Object exports) {
   exports.Set("readerStart", Napi::Function::New(env, ReaderStart, "readerStart"));
   exports.Set("readerDrain", Napi::Function::New(env, ReaderDrain, "readerDrain"));
+  exports.Set("readerDrainInto", Napi::Function::New(env, ReaderDrainInto, "readerDrainInto"));
   exports.Set("readerPoll", Napi::Function::New(env, ReaderPoll, "readerPoll"));
   exports.Set("readerStop", Napi::Function::New(env, ReaderStop, "readerStop"));
   exports.Set("readerRef", Napi::Function::New(env, ReaderRef, "readerRef"));
