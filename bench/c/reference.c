@@ -446,7 +446,12 @@ static int run_pagemap_scan(int argc, char** argv) {
   size_t pages = len / 4096;
   size_t step = dirty ? pages / dirty : pages;
   for (size_t i = 0; i < dirty; i++) area[i * step * 4096] = 2;
-  double dirtyUs = scan(area, len, vec, vecLen, &found);
+  // The median of three scans of the same dirty set (as the Node side, whose
+  // first scan also warms up the JIT).
+  double runs[3];
+  for (int i = 0; i < 3; i++) runs[i] = scan(area, len, vec, vecLen, &found);
+  qsort(runs, 3, sizeof(double), cmp_double);
+  double dirtyUs = runs[1];
   printf("{\"bytes\":%zu,\"cleanMs\":%.3f,\"dirtyMs\":%.3f,\"dirtyPages\":%zu,\"found\":%zu}\n", len, cleanUs / 1e3,
          dirtyUs / 1e3, dirty, found);
   return 0;

@@ -64,6 +64,16 @@ export interface PagemapScanResult {
   readonly walkEnd: number;
 }
 
+const CATEGORY_LISTS = new Map<number, readonly PageCategory[]>();
+function categoriesOf(bits: number): readonly PageCategory[] {
+  let list = CATEGORY_LISTS.get(bits);
+  if (list === undefined) {
+    list = Object.freeze(NAMES.filter((n) => (bits & PAGE_CATEGORIES[n]) !== 0));
+    CATEGORY_LISTS.set(bits, list);
+  }
+  return list;
+}
+
 function maskOf(name: string, list: unknown): number {
   if (list === undefined) return 0;
   if (!Array.isArray(list)) throw new TypeError(`${name} must be an array of page categories (got ${describe(list)})`);
@@ -107,14 +117,17 @@ export function pagemapScan(address: number, length: number, options?: PagemapSc
   } finally {
     closeSync(fd);
   }
-  const words = new BigUint64Array(vec, 0, count * 3);
+  // 32-bit halves, not BigInts (addresses are below 2^47); one frozen
+  // category list per distinct bit set: a dirty-tracking scan returns tens of
+  // thousands of regions, and this loop must not cost more than the walk.
+  const words = new Uint32Array(vec, 0, count * 6);
   const regions: PageRegion[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    const bits = Number(words[i * 3 + 2]);
+    const w = i * 6;
     regions[i] = {
-      start: Number(words[i * 3]),
-      end: Number(words[i * 3 + 1]),
-      categories: NAMES.filter((n) => (bits & PAGE_CATEGORIES[n]) !== 0),
+      start: words[w]! + words[w + 1]! * 0x100000000,
+      end: words[w + 2]! + words[w + 3]! * 0x100000000,
+      categories: categoriesOf(words[w + 4]!),
     };
   }
   return { regions, walkEnd };
