@@ -265,7 +265,10 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
           if (event.type === 'fork') this.#forkHolders.set(event.uffd as object, this.#iterators.size);
           for (const it of this.#iterators) it.push(event);
         }
-        if (count < max) break;
+        // Loop mode reads again after a non-empty batch: the thread woken by
+        // the handler has often faulted again by now (it ran on this CPU),
+        // and reading it here saves a trip through libuv and epoll_wait().
+        if (count < max && !(this.#loop && count > 0)) break;
       }
     } finally {
       this.#draining = false;
