@@ -18,6 +18,8 @@
         "native/testing/fork_child.cc",
         "native/testing/stress_pages.cc",
         "native/testing/stress_threads.cc",
+        "native/net/unix_socket.cc",
+        "native/net/fd_poll.cc",
         "native/pager/pager_core.cc",
         "native/pager/pager_shared.cc",
         "native/pager/pager_binding.cc",

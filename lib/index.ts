@@ -24,7 +24,17 @@ export type { PageCategory, PageRegion, PagemapScanOptions, PagemapScanResult } 
 export { probeSupport, requiredFeatures, MEMORY_TYPES, MODES } from './doctor/support-matrix';
 export type { DoctorReport, MemoryType, Support, SupportMatrix } from './doctor/support-matrix';
 export type { EnvironmentReport, HugetlbPool, OpenAttempt } from './doctor/environment';
+export type { FromFdOptions } from './uffd/userfaultfd';
+export { UnixServer } from './net/unix-server';
+export type { ListenOptions, AcceptOptions, Rejection } from './net/unix-server';
+export { UnixSocket } from './net/unix-socket';
+export type { PeerCredentials, ReceivedMessage, ReceiveOptions, SendOptions, ConnectOptions } from './net/unix-socket';
+export { ReceivedFd } from './net/received-fd';
+export { parseRegions, FirecrackerHandshakeError } from './firecracker/regions';
+export type { GuestRegion } from './firecracker/regions';
 export { Pager } from './pager/pager';
 export type { PagerOptions, ServeOptions, ServedRange, PagerFailure, PrefetchOptions, PrefetchResult, FailurePolicy } from './pager/pager';
 export type { PagerSource, PageReader, PageRequest, PageBytes } from './pager/sources';
 export type { PagerStats } from './pager/stats';
+export { FirecrackerHandler, FirecrackerSession } from './firecracker/handler';
+export type { FirecrackerHandlerOptions, SessionEnd, SessionEndReason } from './firecracker/handler';

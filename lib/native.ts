@@ -99,6 +99,29 @@ export interface NativeAddon {
 
   // testing/sigbus_touch.cc: flags 1 write back, 2 scan, 4 retry (lib/testing/sigbus-touch.ts)
   sigbusTouch(address: Address, length: number, stride: number, flags: number, maxSignals: number, onSignal: (index: number, faultAddress: Address, code: number, write: boolean) => void, ref: boolean): [result: Promise<NativeSigbusTouchResult>, resume: (abort: boolean) => void];
+
+  // net/unix_socket.cc: non-blocking Unix stream sockets and SCM_RIGHTS
+  unixListen(path: string, backlog: number, mode: number): number;
+  unixConnect(path: string): number;
+  /** -1 when no connection is pending. */
+  unixAccept(fd: number): number;
+  peerCredentials(fd: number): [pid: number, uid: number, gid: number];
+  peerPidfd(fd: number): number;
+  /** Bytes sent, or -1 when the socket buffer is full. */
+  sendFds(fd: number, bytes: Uint8Array, offset: number, length: number, fds: number[]): number;
+  /** null when nothing is pending; bytes 0 is end of stream; on truncation the fds were closed and none are returned. */
+  recvFds(fd: number, buffer: Uint8Array, maxFds: number): [bytes: number, fds: number[], truncated: boolean, fdsSent: number] | null;
+  pidfdOpen(pid: number): number;
+  setNonBlocking(fd: number, on: boolean): boolean;
+  netOwn(fd: number): void;
+  netDisown(fd: number): void;
+  netClose(fd: number): void;
+
+  // net/fd_poll.cc: uv_poll on the environment's loop. events: 1 readable, 2 writable, 4 disconnect
+  pollStart(fd: number, events: number, callback: (events: number, errno: number) => void): number;
+  pollUpdate(id: number, events: number): void;
+  pollStop(id: number): void;
+  pollRef(id: number, ref: boolean): void;
 }
 
 /** What a SIGBUS-catching touch thread reported (testing/sigbus_touch.cc), per page. */

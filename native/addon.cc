@@ -22,6 +22,8 @@
 #include "testing/madvise_thread.h"
 #include "testing/sigbus_touch.h"
 #include "uffd/uffd_handle.h"
+#include "net/fd_poll.h"
+#include "net/unix_socket.h"
 
 namespace uffd {
 
@@ -65,6 +67,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitForkChild(env, exports);
   InitStressPages(env, exports);
   InitStressThreads(env, exports);
+  InitUnixSocket(env, exports);
+  InitFdPoll(env, exports);
   pager::InitPager(env, exports);
   InitLongtermPin(env, exports);
   InitMadviseThread(env, exports);

@@ -13,6 +13,7 @@
 namespace uffd {
 
 struct ReaderSlot;
+struct PollWatcher;
 namespace pager {
 struct PagerSlot;
 }
@@ -34,6 +35,12 @@ struct AddonState {
   // and has not closed: a terminated Worker never runs the JavaScript that
   // would close them, so its cleanup hook does. closeFd() takes an fd out.
   std::set<int> memoryFds;
+  // Sockets, received fds and pidfds of net/ (closed at teardown unless
+  // JavaScript closed or handed them on), and fd watchers on this
+  // environment's loop (net/fd_poll.cc).
+  std::set<int> netFds;
+  std::map<uint32_t, PollWatcher*> pollWatchers;
+  uint32_t lastPollWatcherId = 0;
   // Pagers of this environment (pager/pager_binding.cc), by id.
   std::map<uint32_t, pager::PagerSlot*> pagers;
   uint32_t lastPagerId = 0;

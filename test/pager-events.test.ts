@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE } from '../lib/index';
 import { forkChild, type ForkedChild } from '../lib/testing/index';
-import { withHarness } from './helpers/harness';
+import { waitUntilBlockedInFault, withHarness } from './helpers/harness';
 import { SEED, firstWords, pagerFor, pattern } from './helpers/pager';
 
 /** Open userfaultfds of this process. */
@@ -58,7 +58,7 @@ describe('Pager and events', () => {
       if (afterRemove === 'zero') expected.fill(0, 2 * PAGE_SIZE, 5 * PAGE_SIZE);
       expect([...t.values]).toEqual(firstWords(expected, PAGE_SIZE));
       expect(Buffer.from(r.mapping.buffer()).equals(expected)).toBe(true);
-      await new Promise((resolve) => setImmediate(resolve));
+      for (let i = 0; i < 100 && removes.length === 0; i++) await sleep(10);
       expect(removes).toEqual([{ start: r.page(2), end: r.page(5), child: false }]);
       const kinds = pager.ranges().map((s) => [s.address, s.length, s.kind]);
       expect(kinds).toEqual(
@@ -150,6 +150,29 @@ describe('Pager and events', () => {
       pager.close();
     }, EVENTS));
 
+  it('fork: a function range of the child is served by the same function (with the child\'s thread ids)', () =>
+    withHarness(async (h) => {
+      const r = h.region('anon', 4);
+      h.uffd.register(r.mapping, ['missing']);
+      const data = pattern(r.length, SEED + 3);
+      const askedBy = new Set<number>();
+      const pager = pagerFor(h);
+      pager.serve(r.mapping, {
+        kind: 'function',
+        read: async (_address, length, { offset, threadId }) => {
+          askedBy.add(threadId);
+          return data.subarray(offset, offset + length);
+        },
+      });
+      const child = forkChild([{ op: 'read', address: r.mapping.address, length: r.length }]);
+      children.push(child);
+      const result = await child.exited;
+      expect(result).toMatchObject({ exitCode: 0, signal: null });
+      expect([...result.values]).toEqual(firstWords(data, PAGE_SIZE));
+      expect([...askedBy]).toEqual([child.pid]);
+      pager.close();
+    }, EVENTS));
+
   it('faults outside served ranges and WP faults reach uffd.events()', () =>
     withHarness(async (h) => {
       const r = h.region('anon', 4);
@@ -161,6 +184,19 @@ describe('Pager and events', () => {
       expect(f.address).toBe(r.page(2));
       h.uffd.copy(r.page(2), pattern(2 * PAGE_SIZE, 7));
       expect([...(await h.finished(touch)).values]).toEqual([0, 0, 7, 7 + 1024]);
+      pager.close();
+    }));
+
+  it('a fault already waiting when its range is served is served too', () =>
+    withHarness(async (h) => {
+      const r = h.region('anon', 2);
+      h.uffd.register(r.mapping, ['missing']);
+      const touch = h.touch(r.mapping.address, r.length);
+      // Read by the uffd's reader and queued for JavaScript; nobody iterates.
+      await waitUntilBlockedInFault((await h.nextFault()).threadId);
+      const pager = pagerFor(h);
+      pager.serve(r.mapping, { kind: 'buffer', buffer: pattern(r.length, SEED + 4) });
+      expect([...(await h.finished(touch)).values]).toEqual(firstWords(pattern(r.length, SEED + 4), PAGE_SIZE));
       pager.close();
     }));
 

@@ -121,6 +121,27 @@ describe('Pager prefetch', () => {
     5,
   );
 
+  it('races with faulting threads: every page ends right, each mapped once (the loser gets EEXIST)', () =>
+    withHarness(async (h) => {
+      const pages = 2048;
+      const r = h.region('anon', pages);
+      h.uffd.register(r.mapping, ['missing']);
+      const data = pattern(r.length, SEED + 30);
+      const pager = pagerFor(h, { readAhead: { min: 4096, max: 16384 } });
+      pager.serve(r.mapping, { kind: 'buffer', buffer: data });
+      const prefetch = pager.prefetch();
+      const touches = [0, 1].map((i) => h.touch(r.page(i * (pages / 2)), r.length / 2));
+      const results = await Promise.all(touches.map((t) => h.finished(t)));
+      const { bytes } = await prefetch;
+      results.forEach((t, i) => expect([...t.values]).toEqual(firstWords(data.subarray((i * r.length) / 2, ((i + 1) * r.length) / 2), 4096)));
+      expect(Buffer.from(r.mapping.buffer()).equals(data)).toBe(true);
+      const s = pager.stats();
+      // Every byte was mapped by exactly one of them.
+      expect(s.bytes).toBe(r.length);
+      expect(s.prefetchedBytes).toBe(bytes);
+      pager.close();
+    }));
+
   it('of a part of a range; and an aborted prefetch rejects with AbortError', () =>
     withHarness(async (h) => {
       const r = h.region('anon', 64);
@@ -167,6 +188,10 @@ describe('Pager stats', () => {
       expect([...s.threads.values()].reduce((a, b) => a + b, 0)).toBe(64);
       expect(s.latency.reduce((a, b) => a + b, 0)).toBe(64);
       expect(s.latencyP99Ns).toBeGreaterThanOrEqual(s.latencyP50Ns);
+      const before = seen.length;
       pager.close();
+      // A last 'stats' with the final numbers.
+      expect(seen.length).toBe(before + 1);
+      expect(seen[seen.length - 1]).toBe(64);
     }));
 });

@@ -25,6 +25,8 @@ import {
   type UnknownBit,
 } from './features';
 import { RegistrationSet, type Registration } from './registrations';
+import { inspectUffdFd, rangeIoctlsFor } from './adopt';
+import { ReceivedFd } from '../net/received-fd';
 
 const UFFD_API = 0xaan;
 const O_CLOEXEC = 0o2000000;
@@ -62,6 +64,13 @@ export interface EventsOptions {
   signal?: AbortSignal;
   /** Events buffered before reading stops (default 1024). */
   highWaterMark?: number;
+}
+
+export interface FromFdOptions {
+  /** As for open(). */
+  jsThreadFaults?: JsThreadFaultPolicy;
+  /** Ranges the fd's owner registered, in its address space (see assumeRegistered()). */
+  registrations?: readonly { address: number; length: number; modes: readonly RegisterMode[]; pageSize?: number }[];
 }
 
 export interface RangeLike {
@@ -120,8 +129,8 @@ interface Negotiated {
 }
 
 export class Userfaultfd implements ioctl.IoctlTarget {
-  /** 'device' (/dev/userfaultfd) or 'syscall'. */
-  readonly openedVia: 'device' | 'syscall';
+  /** 'device' (/dev/userfaultfd), 'syscall', or 'fd' (adopted with fromFd()). */
+  readonly openedVia: 'device' | 'syscall' | 'fd';
   readonly userModeOnly: boolean;
   /** Everything the kernel supports (the probe's answer to UFFDIO_API). */
   readonly supportedFeatures: ReadonlySet<Feature | UnknownBit>;
@@ -133,9 +142,11 @@ export class Userfaultfd implements ioctl.IoctlTarget {
   #registrations: RegistrationSet;
   #dispatcher: FaultDispatcher<Userfaultfd>;
   #policy: JsThreadFaultPolicy;
+  /** The fd came from another process: its ranges are in that process's address space. */
+  #foreign = false;
   #beforeClose = new Set<() => void>();
 
-  private constructor(fd: number, openedVia: 'device' | 'syscall', userModeOnly: boolean, n: Negotiated, policy: JsThreadFaultPolicy, registrations: RegistrationSet, mode: ReaderMode) {
+  private constructor(fd: number, openedVia: 'device' | 'syscall' | 'fd', userModeOnly: boolean, n: Negotiated, policy: JsThreadFaultPolicy, registrations: RegistrationSet, mode: ReaderMode) {
     this.#fd = fd;
     this.openedVia = openedVia;
     this.userModeOnly = userModeOnly;
@@ -145,7 +156,11 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     this.#registrations = registrations;
     this.#policy = policy;
     this.#dispatcher = new FaultDispatcher<Userfaultfd>(fd, {
-      adoptFork: (childFd) => new Userfaultfd(childFd, openedVia, userModeOnly, n, policy, this.#registrations.clone(), mode),
+      adoptFork: (childFd) => {
+        const child = new Userfaultfd(childFd, openedVia, userModeOnly, n, policy, this.#registrations.clone(), mode);
+        child.#foreign = this.#foreign;
+        return child;
+      },
       closeForked: (child) => child.close(),
       observe: (event) => this.#follow(event),
     }, policy, mode);
@@ -199,6 +214,76 @@ export class Userfaultfd implements ioctl.IoctlTarget {
       throw err;
     }
     return new Userfaultfd(fd, openedVia, userModeOnly, { supported, enabled, ioctls }, policy, new RegistrationSet(), mode);
+  }
+
+  /**
+   * Adopts a userfaultfd that another process opened (and did UFFDIO_API
+   * on), typically received over a Unix socket. This object owns the fd from
+   * now on (a ReceivedFd is taken). Known: the enabled features (the kernel
+   * shows them in /proc/self/fdinfo), and the kernel's supported set (probed
+   * on a throwaway fd of our own; if this process cannot open one, the
+   * enabled set). Not known: `userModeOnly` (reported false) and what the
+   * owner registered: declare it with `options.registrations` or
+   * assumeRegistered(). register() and unregister() work too: they act on
+   * the owner's address space. The fd is switched to O_NONBLOCK, a flag of
+   * the open file description that the owner shares.
+   */
+  static fromFd(fd: number | ReceivedFd, options?: FromFdOptions): Userfaultfd {
+    const opts = checkObject<FromFdOptions>('options', options);
+    const policy = opts.jsThreadFaults === undefined ? 'zero' : checkOneOf('options.jsThreadFaults', opts.jsThreadFaults, ['zero', 'poison']);
+    if (opts.registrations !== undefined && !Array.isArray(opts.registrations)) {
+      throw new TypeError('options.registrations must be an array of {address, length, modes, pageSize?}');
+    }
+    const number = fd instanceof ReceivedFd ? fd.fd : checkInteger('fd', fd, 0, 0x7fffffff);
+    // Kernels before the "initialized" feature bit (6.x) do not show whether
+    // UFFDIO_API was done, and a probe would do it: the owner is trusted to
+    // have done it, as the kernel requires before any other ioctl.
+    const info = inspectUffdFd(number);
+    let supported = info.features;
+    try {
+      const probe = openFd('auto', O_CLOEXEC | O_NONBLOCK);
+      try {
+        supported = native.api(probe.fd, UFFD_API, 0n)[0];
+      } finally {
+        native.closeFd(probe.fd);
+      }
+    } catch {
+      // This process may not open userfaultfds itself (the owner could).
+    }
+    native.setNonBlocking(number, true);
+    // The Userfaultfd owns it now: whatever held it must not close it too
+    // (a ReceivedFd, or the environment's teardown if the number came from one).
+    if (fd instanceof ReceivedFd) fd.take();
+    else native.netDisown(number);
+    const u = new Userfaultfd(number, 'fd', false, { supported, enabled: info.features, ioctls: info.ioctls }, policy, new RegistrationSet(), 'loop');
+    u.#foreign = true;
+    for (const [i, r] of (opts.registrations ?? []).entries()) {
+      if (r === null || typeof r !== 'object') throw new TypeError(`options.registrations[${i}] must be {address, length, modes, pageSize?}`);
+      u.assumeRegistered(r, r.modes, r.pageSize === undefined ? undefined : { pageSize: r.pageSize });
+    }
+    return u;
+  }
+
+  /**
+   * Records a range as registered with `modes` without a system call: for
+   * an adopted fd (fromFd), whose owner registered its ranges itself, so
+   * that the ioctls accept them. Returns the ioctls such a range allows.
+   */
+  assumeRegistered(range: RangeLike, modes: readonly RegisterMode[], options?: RegisterOptions): ReadonlySet<IoctlName | UnknownBit> {
+    this.fdFor('assumeRegistered');
+    const { address, length, pageSize } = this.#rangeOf(range, options, 'assumeRegistered');
+    if (!Array.isArray(modes) || modes.length === 0) {
+      throw new TypeError("modes must be a non-empty array of 'missing', 'wp', 'minor'");
+    }
+    for (const m of modes) checkOneOf('mode', m, ['missing', 'wp', 'minor']);
+    const allowed = new Set<IoctlName | UnknownBit>(rangeIoctlsFor(modes, pageSize));
+    this.#registrations.add({ start: address, end: address + length, modes: new Set(modes), ioctls: allowed, pageSize });
+    return allowed;
+  }
+
+  /** Whether the fd was adopted from another process (fromFd): its ranges are that process's addresses. */
+  get foreign(): boolean {
+    return this.#foreign;
   }
 
   /** The file descriptor. Throws EBADF once closed. */
@@ -450,7 +535,8 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     const length = checkInteger('range.length', range.length, 1);
     // A range that starts in a mapping of ours must end in it too: past its
     // end lies other memory (or none, and the kernel would say only EINVAL).
-    const mapping = range instanceof Mapping ? range : Mapping.containing(address);
+    // An adopted fd's addresses are another process's: our mappings say nothing.
+    const mapping = this.#foreign ? undefined : range instanceof Mapping ? range : Mapping.containing(address);
     if (mapping && !mapping.contains(address, length)) {
       throw new RangeError(
         `range 0x${address.toString(16)}+0x${length.toString(16)} extends beyond the mapping at 0x${mapping.address.toString(16)}+0x${mapping.length.toString(16)}`,

@@ -20,6 +20,13 @@ class FaultFilter {
   // Retries faults deferred by EAGAIN. Returns true while some remain: the
   // reader then polls with a short timeout instead of sleeping.
   virtual bool RetryDeferred(int uffd) = 0;
+  // Bracket a read() and the handling of what it read (and each retry).
+  // Reading completes a remap/remove/unmap event, which lets the thread
+  // that raised it go on; a resolving ioctl wakes the faulting thread. So
+  // JavaScript may look at the filter's state before it caught up; it can
+  // wait for the end of the batch (the pager's stats() and ranges() do).
+  virtual void BeginBatch() {}
+  virtual void EndBatch() {}
 };
 
 }  // namespace uffd

@@ -233,26 +233,35 @@ bool FaultReader::SetFilter(std::shared_ptr<FaultFilter> filter) {
 // resolves JS-thread faults, queues the rest. False on a fatal error.
 bool FaultReader::ReadBatch(bool* deferred) {
   uffd_msg msgs[kBatch];
+  std::shared_ptr<FaultFilter> filter;
+  {
+    std::lock_guard<std::mutex> lock(filterMutex_);
+    filter = filter_;
+  }
+  if (filter) filter->BeginBatch();
   ssize_t bytes;
   {
     std::lock_guard<std::mutex> lock(readMutex_);
-    if (paused_) return true;
-    bytes = read(uffd_, msgs, sizeof msgs);
+    bytes = paused_ ? -2 : read(uffd_, msgs, sizeof msgs);
   }
-  if (bytes < 0) {
-    if (errno == EAGAIN || errno == EINTR) return true;
-    readError_ = errno;
-    Deliver(nullptr, 0);
-    return false;
-  }
-  size_t n = static_cast<size_t>(bytes) / sizeof(uffd_msg);
-  {
-    // A native consumer (the pager) takes what it serves first.
+  int readErrno = errno;
+  size_t n = bytes > 0 ? static_cast<size_t>(bytes) / sizeof(uffd_msg) : 0;
+  if (n > 0) {
+    // A native consumer (the pager) takes what it serves first; unless it
+    // was detached meanwhile, and then JavaScript gets everything.
     std::lock_guard<std::mutex> lock(filterMutex_);
-    if (filter_) {
+    if (filter_ && filter_ == filter) {
       n = filter_->Filter(uffd_, msgs, n);
       *deferred = filter_->RetryDeferred(uffd_);
     }
+  }
+  if (filter) filter->EndBatch();
+  if (bytes == -2) return true;  // paused meanwhile
+  if (bytes < 0) {
+    if (readErrno == EAGAIN || readErrno == EINTR) return true;
+    readError_ = readErrno;
+    Deliver(nullptr, 0);
+    return false;
   }
   if (n == 0) return true;
   for (size_t i = 0; i < n; i++) {
@@ -346,7 +355,13 @@ void FaultReader::Run() {
     if (ready == 0) {
       if (deferred) {
         std::lock_guard<std::mutex> lock(filterMutex_);
-        deferred = filter_ ? filter_->RetryDeferred(uffd_) : false;
+        if (filter_) {
+          filter_->BeginBatch();
+          deferred = filter_->RetryDeferred(uffd_);
+          filter_->EndBatch();
+        } else {
+          deferred = false;
+        }
       }
       if (watching) {
         if (!WatchTick(&wasReadable, &lastReads, &deferred)) break;

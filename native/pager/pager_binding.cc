@@ -37,6 +37,7 @@ void ClosePager(PagerSlot* slot, bool teardown) {
   // thread no longer runs the core, and faults go to JavaScript again.
   FaultReader* reader = FindReader(Napi::Env(slot->env), slot->readerId);
   if (reader) reader->SetFilter(nullptr);
+  slot->root->WakeDeferred(slot->uffd);
   for (auto& p : slot->prefetches) p->Stop();
   slot->prefetches.clear();
   slot->shared->Close(teardown);
@@ -128,7 +129,12 @@ Napi::Value PagerServe(const Napi::CallbackInfo& info) {
     }
   }
   range.source = std::move(source);
-  return Napi::Boolean::New(env, slot->root->Serve(range));
+  uint64_t start = range.start, length = range.end - range.start;
+  if (!slot->root->Serve(range)) return Napi::Boolean::New(env, false);
+  // Threads already blocked in a fault there (read before the range was
+  // served, and queued for JavaScript) fault again, and are served now.
+  Wake(slot->uffd, start, length);
+  return Napi::Boolean::New(env, true);
 }
 
 // pagerUnserve(id, start, length) -> bytes no longer served
@@ -142,7 +148,9 @@ Napi::Value PagerUnserve(const Napi::CallbackInfo& info) {
 // pagerRanges(id) -> Float64Array of [start, end, offset, kind] per served range
 Napi::Value PagerRanges(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
-  std::vector<Range> ranges = SlotArg(info)->root->Snapshot();
+  PagerSlot* slot = SlotArg(info);
+  slot->root->Quiesce();
+  std::vector<Range> ranges = slot->root->Snapshot();
   auto out = Napi::Float64Array::New(info.Env(), ranges.size() * 4);
   for (size_t i = 0; i < ranges.size(); i++) {
     out[i * 4] = static_cast<double>(ranges[i].start);
@@ -156,7 +164,9 @@ Napi::Value PagerRanges(const Napi::CallbackInfo& info) {
 Napi::Value PagerStats(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
   Napi::Env env = info.Env();
-  Stats& s = SlotArg(info)->shared->stats;
+  PagerSlot* slot = SlotArg(info);
+  slot->root->Quiesce();
+  Stats& s = slot->shared->stats;
   Napi::Object out = Napi::Object::New(env);
   auto set = [&](const char* name, const std::atomic<uint64_t>& v) {
     out.Set(name, Napi::Number::New(env, static_cast<double>(v.load())));

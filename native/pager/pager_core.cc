@@ -149,6 +149,13 @@ FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uin
 Core::Core(std::shared_ptr<Shared> shared, bool child, pid_t jsThreadId)
     : shared_(std::move(shared)), child_(child), jsThreadId_(jsThreadId) {}
 
+void Core::Quiesce() {
+  // A batch takes microseconds; the bound only guards against a reader
+  // stuck in an ioctl (its own memory as a source), never expected.
+  uint64_t deadline = NowNs() + 200'000'000;
+  while (batches_.load() > 0 && NowNs() < deadline) std::this_thread::yield();
+}
+
 Range* Core::Find(uint64_t address) {
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), address,
                              [](uint64_t a, const Range& r) { return a < r.start; });
@@ -278,7 +285,9 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     if (r.err == EEXIST && r.done == 0) {
       stats.eexist++;
       Wake(fd, page, ps);
-    } else if (r.err != 0 && r.done == 0 && r.err != ENOENT) {
+    } else if ((r.err == ENOENT || r.err == ESRCH) && r.done == 0) {
+      Wake(fd, page, ps);  // gone: let the thread find out
+    } else if (r.err != 0 && r.done == 0) {
       Fail(fd, *range, page, r.err, false);
     }
     stats.Latency(NowNs() - t0);
@@ -296,8 +305,12 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     return Outcome::kDone;
   }
 
+  uint64_t previousWindow = range->raWindow;
   uint64_t length = Window(*range, page);
   FillResult r = Fill(fd, *range->source, range->offset + (page - range->start), page, length, ps, &buffers_);
+  // Only a fault that mapped something moves the window: a second thread's
+  // fault on a page just mapped (EEXIST) must not reset a sequential run.
+  if (r.done == 0) range->raWindow = previousWindow;
   if (r.done > 0) {
     // The faulting page was first in the window: it is mapped and woken. A
     // page already present further on (EEXIST, reported as EAGAIN with
@@ -390,6 +403,7 @@ size_t Core::Filter(int uffd, uffd_msg* msgs, size_t n) {
   size_t kept = 0;
   {
     std::unique_lock<std::mutex> lock(mutex_);
+    ZeroRemovedFirst(msgs, n);
     for (size_t i = 0; i < n; i++) {
       bool keep;
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
@@ -409,6 +423,31 @@ size_t Core::Filter(int uffd, uffd_msg* msgs, size_t n) {
   }
   shared_->StatsTick();
   return kept;
+}
+
+// Reading a REMOVE event lets the madvise() that raised it go on and zap
+// the pages, so a fault read in the same batch (typically a duplicate of a
+// fault already resolved: several threads faulted on the page) could be
+// served from the source after the zap and leave stale contents in a range
+// the guest gave back. With afterRemove 'zero' the batch's REMOVEs are
+// applied before any of its faults (HandleEvent applies them again, to no
+// effect, in order). Faults read before the REMOVE was read were handled
+// before the zap, and deferred ones look their range up again when retried.
+void Core::ZeroRemovedFirst(const uffd_msg* msgs, size_t n) {
+  if (shared_->config.afterRemove != AfterRemove::kZero) return;
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i].event != UFFD_EVENT_REMOVE) continue;
+    std::vector<Range> removed;
+    Cut(msgs[i].arg.remove.start, msgs[i].arg.remove.end, &removed);
+    for (Range& r : removed) r.source = shared_->zeroSource;
+    Insert(std::move(removed));
+  }
+}
+
+void Core::WakeDeferred(int uffd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Deferred& d : deferred_) Wake(uffd, d.msg.arg.pagefault.address & ~4095ull, 4096);
+  deferred_.clear();
 }
 
 bool Core::RetryDeferred(int uffd) {

@@ -123,6 +123,15 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
 
   size_t Filter(int uffd, uffd_msg* msgs, size_t n) override;
   bool RetryDeferred(int uffd) override;
+  void BeginBatch() override { batches_++; }
+  void EndBatch() override { batches_--; }
+  // JavaScript thread: waits (briefly) until no batch is being handled, so
+  // that what a returned madvise/mremap/munmap, or a woken thread, implies
+  // is in the ranges and the counters.
+  void Quiesce();
+  // After detaching: wakes the faults still deferred (EAGAIN), which then
+  // fault again and reach whoever reads the uffd now.
+  void WakeDeferred(int uffd);
 
   // JavaScript thread. Serve returns false if the range overlaps one served.
   bool Serve(const Range& range);
@@ -140,6 +149,7 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
   };
   Outcome HandleFault(int fd, const uffd_msg& msg, uint64_t t0);
   bool HandleEvent(const uffd_msg& msg);  // true: also deliver it to JavaScript
+  void ZeroRemovedFirst(const uffd_msg* msgs, size_t n);
   void Fail(int fd, const Range& range, uint64_t page, int err, bool shortRead);
   Range* Find(uint64_t address);
   void Cut(uint64_t start, uint64_t end, std::vector<Range>* removed);
@@ -149,6 +159,7 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
   std::shared_ptr<Shared> shared_;
   bool child_;
   pid_t jsThreadId_;
+  std::atomic<int> batches_{0};
   std::mutex mutex_;  // ranges_, deferred_, buffers_
   std::vector<Range> ranges_;  // sorted by start, disjoint
   std::vector<Deferred> deferred_;

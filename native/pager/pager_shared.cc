@@ -170,11 +170,14 @@ int Shared::Complete(uint64_t id, const uint8_t* data, size_t length, bool fail)
 // reason: 1 short read, 2 source or ioctl errno, -1 reported by lib/ itself.
 void Shared::Fail(int fd, uint64_t page, uint64_t pageSize, uint64_t offset, int err, int reason, Buffers* buffers) {
   stats.failures++;
-  int resolvedErr;
+  int resolvedErr = -1;
   if (config.onFailure == FailurePolicy::kPoison) {
     uffdio_poison poison{{page, pageSize}, 0, 0};
     resolvedErr = ioctl(fd, UFFDIO_POISON, &poison) == 0 ? 0 : errno;
-  } else {
+  }
+  // 'zero', or memory that cannot be poisoned: a page that fails again at
+  // every fault would make its thread fault for ever.
+  if (resolvedErr != 0 && resolvedErr != EEXIST) {
     Source zero;
     FillResult r = Fill(fd, zero, 0, page, pageSize, pageSize, buffers);
     resolvedErr = r.done > 0 ? 0 : r.err;

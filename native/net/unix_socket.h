@@ -1,0 +1,9 @@
+#pragma once
+
+#include <napi.h>
+
+namespace uffd {
+
+void InitUnixSocket(Napi::Env env, Napi::Object exports);
+
+}  // namespace uffd
