@@ -11,7 +11,8 @@ export function renderSvg(summary, machine) {
   const plotW = width - left - 40;
   const top = 50;
   const height = top + rows.length * rowH + 40;
-  const max = Math.max(1.2, ...rows.map((s) => s.ratio.max));
+  // Scaled to the medians (an outlier's whisker is clipped at the edge), up to 2.5×.
+  const max = Math.min(2.5, Math.max(1.2, ...rows.map((s) => s.ratio.median)) * 1.1);
   const x = (v) => left + (Math.min(v, max) / max) * plotW;
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`);
