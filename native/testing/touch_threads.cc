@@ -24,12 +24,13 @@
 
 #include "../args.h"
 #include "../memory/region_table.h"
+#include "detached_job.h"
 #include "touch_threads.h"
 
 namespace uffd {
 namespace {
 
-struct TouchJob {
+struct TouchJob : DetachedJob {
   uintptr_t address;
   size_t length;
   size_t stride;
@@ -42,24 +43,9 @@ struct TouchJob {
   std::vector<uint32_t> seen;
   std::vector<double> latencies;  // microseconds, with `timed`
   double startUs = 0, endUs = 0;  // CLOCK_MONOTONIC, with `timed`
-  // Lifetime guard shared with the environment's cleanup hook.
-  std::mutex mutex;
-  bool environmentGone = false;
-  Napi::ThreadSafeFunction tsfn;
-  void* hookArg = nullptr;  // the cleanup hook's argument, removed on completion
-  Napi::Promise::Deferred deferred;
   RegionPins pins;  // taken on the JS thread, dropped by the toucher
-  explicit TouchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  using DetachedJob::DetachedJob;
 };
-
-void EnvironmentGone(void* arg) {
-  auto* holder = static_cast<std::shared_ptr<TouchJob>*>(arg);
-  {
-    std::lock_guard<std::mutex> lock((*holder)->mutex);
-    (*holder)->environmentGone = true;
-  }
-  delete holder;
-}
 
 double MonotonicUs() {
   timespec ts;
@@ -100,35 +86,23 @@ void Touch(std::shared_ptr<TouchJob> job) {
   // Done with the memory: an unmap waiting for this thread may go ahead.
   UnpinRegions(job->pins);
   std::lock_guard<std::mutex> lock(job->mutex);
-  if (job->environmentGone) return;
-  job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) {
-    // Runs on the JS thread: the job's cleanup hook is still registered.
-    // Wait until Touch() has released the TSFN: once the hook is removed,
-    // nothing would stop a teardown from finalizing it under Release().
-    { std::lock_guard<std::mutex> released(job->mutex); }
-    napi_remove_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
-    delete static_cast<std::shared_ptr<TouchJob>*>(job->hookArg);
-    try {
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("tid", Napi::Number::New(env, job->tid));
-      auto values = Napi::Uint32Array::New(env, job->seen.size());
-      if (!job->seen.empty()) memcpy(values.Data(), job->seen.data(), job->seen.size() * sizeof(uint32_t));
-      result.Set("values", values);
-      if (job->timed) {
-        auto latencies = Napi::Float64Array::New(env, job->latencies.size());
-        if (!job->latencies.empty()) {
-          memcpy(latencies.Data(), job->latencies.data(), job->latencies.size() * sizeof(double));
-        }
-        result.Set("latencies", latencies);
-        result.Set("start", Napi::Number::New(env, job->startUs));
-        result.Set("end", Napi::Number::New(env, job->endUs));
+  SettleJob(job, [job](Napi::Env env) {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("tid", Napi::Number::New(env, job->tid));
+    auto values = Napi::Uint32Array::New(env, job->seen.size());
+    if (!job->seen.empty()) memcpy(values.Data(), job->seen.data(), job->seen.size() * sizeof(uint32_t));
+    result.Set("values", values);
+    if (job->timed) {
+      auto latencies = Napi::Float64Array::New(env, job->latencies.size());
+      if (!job->latencies.empty()) {
+        memcpy(latencies.Data(), job->latencies.data(), job->latencies.size() * sizeof(double));
       }
-      job->deferred.Resolve(result);
-    } catch (const Napi::Error&) {
-      // The environment is shutting down; nobody is waiting any more.
+      result.Set("latencies", latencies);
+      result.Set("start", Napi::Number::New(env, job->startUs));
+      result.Set("end", Napi::Number::New(env, job->endUs));
     }
+    job->deferred.Resolve(result);
   });
-  job->tsfn.Release();
 }
 
 // touch(address, length, stride, write, value, ref[, cpu, timed])
@@ -149,15 +123,12 @@ Napi::Value TouchRange(const Napi::CallbackInfo& info) {
     job->timed = info[7].ToBoolean();
   }
   if (job->stride < sizeof(uint32_t)) throw Napi::RangeError::New(info.Env(), "native: stride too small");
-  job->tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
-                                            "userfaultfd:touch", 0, 1);
+  CreateJobTsfn(info.Env(), *job, "userfaultfd:touch");
   // Unreferenced, a toucher blocked in a fault nobody will resolve does not
   // hold the process open: the loop ends, 'exit' closes the userfaultfd,
   // and that wakes the thread.
   if (!info[5].ToBoolean()) job->tsfn.Unref(info.Env());
-  // After the TSFN, so it runs before the runtime finalizes it.
-  job->hookArg = new std::shared_ptr<TouchJob>(job);
-  napi_add_env_cleanup_hook(info.Env(), EnvironmentGone, job->hookArg);
+  GuardJob(info.Env(), job);
   job->pins = PinRegions(job->address, job->length);
   std::thread(Touch, job).detach();
   return job->deferred.Promise();
