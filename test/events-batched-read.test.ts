@@ -22,6 +22,7 @@ const inFaults = () => fs.readdirSync('/proc/self/task').filter((t) => { try { r
   const uffd = Userfaultfd.open();
   const m = Mapping.anonymous(${PAGES} * PAGE_SIZE);
   uffd.register(m, ['missing']);
+  console.log('START'); // marks where reads of uffd.fd begin in the trace
   uffd.pauseReading();
   const touches = [];
   for (let i = 0; i < ${PAGES}; i++) touches.push(testing.touchPages(m.address + i * PAGE_SIZE, PAGE_SIZE));
@@ -41,16 +42,21 @@ describe('the reader reads events in batches', () => {
     try {
       const log = join(dir, 'strace.log');
       const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'NODE_OPTIONS'));
-      const s = spawnSync(strace!, ['-f', '-qq', '-s', '0', '-e', 'trace=read', '-o', log, process.execPath, '-e', script], {
+      const s = spawnSync(strace!, ['-f', '-qq', '-s', '8', '-e', 'trace=read,write', '-o', log, process.execPath, '-e', script], {
         cwd: root, env, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL',
       });
       const r = { code: s.status, signal: s.signal, stdout: s.stdout ?? '', stderr: s.stderr ?? '', timedOut: s.error !== undefined || s.signal === 'SIGKILL' };
       expect(r.code, describeChild(r)).toBe(0);
       const { fd, faults } = resultOf<{ fd: number; faults: number }>(r);
       expect(faults).toBe(PAGES);
-      // "read(17, ""..., 2048) = 256": the byte counts of the reads of the uffd that returned data.
-      const sizes = readFileSync(log, 'utf8')
-        .split('\n')
+      // "read(17, "..."..., 2048) = 256": the byte counts of the reads of the uffd that returned
+      // data, between the START and RESULT lines the script writes (outside them the fd number
+      // may belong to another file).
+      const lines = readFileSync(log, 'utf8').split('\n');
+      const start = lines.findIndex((l) => l.includes('write(1, "START'));
+      const end = lines.findIndex((l) => l.includes('write(1, "RESULT'));
+      expect(start >= 0 && end > start, 'START and RESULT writes traced').toBe(true);
+      const sizes = lines.slice(start, end)
         .map((l) => new RegExp(`read\\(${fd}, .*\\)\\s+=\\s+(\\d+)`).exec(l)?.[1])
         .filter((n): n is string => n !== undefined)
         .map(Number)
