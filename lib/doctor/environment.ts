@@ -126,7 +126,9 @@ export function inspectEnvironment(): EnvironmentReport {
     syscallUserModeOnly: attempt(() => native.openViaSyscall(flags | UFFD_USER_MODE_ONLY), syscallWhy),
   };
   let supportedFeatures: (Feature | UnknownBit)[] = [];
-  const opener = open.device.ok ? native.openViaDevice : open.syscall.ok ? native.openViaSyscall : undefined;
+  // When only a USER_MODE_ONLY uffd can be opened (unprivileged, sysctl 0, no
+  // access to the device), its UFFDIO_API still tells what the kernel supports.
+  const opener = open.device.ok ? native.openViaDevice : open.syscall.ok || open.syscallUserModeOnly.ok ? native.openViaSyscall : undefined;
   if (opener) {
     const fd = opener(open.device.ok || open.syscall.ok ? flags : flags | UFFD_USER_MODE_ONLY);
     try {

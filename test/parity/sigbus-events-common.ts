@@ -5,7 +5,7 @@
 // per-page arrays (one expect per array, naming the first bad pages).
 import { expect } from 'vitest';
 import type { EventIterator, Feature, RegisterMode, UffdEvent } from '../../lib';
-import type { Advice } from '../../lib/memory/constants';
+import type { Advice } from '../../lib/index';
 import { allocateAreas, modeFeatures, skipReason, type Areas, type ParityMemory } from './areas';
 
 /** The first word of src page `i` (the kernel test's count_verify, but different per page). */
