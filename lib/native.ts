@@ -165,7 +165,7 @@ export interface NativeForkResult {
   /** -1, or the index of the step whose system call failed; `error` is its errno. */
   failedStep: number;
   error: number;
-  /** The whole report area (capacity words): the result slots of steps 20+ live there. */
+  /** The whole report area (capacity words): the result words of steps 20+ and 40+ live there (lib/testing/fork-result-area.ts). */
   slots: Uint32Array;
 }
 

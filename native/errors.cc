@@ -1,3 +1,5 @@
+// Node-shaped errno errors: see errors.h. The code is the errno's name
+// (strerrorname_np), as Node's own errors have it.
 #include "errors.h"
 
 #include <string.h>

@@ -3,30 +3,27 @@
 // reader and an idle userfaultfd hold nothing open. Each case runs in a child
 // process that is killed if it does not end by itself.
 import { describe, expect, it } from 'vitest';
-import { describeChild, jsonLines, runChild } from './helpers/child';
+import { describeChild, expectCleanExit, jsonLines, runChild } from './helpers/child';
 
 const pending = { step: 'fault-pending', type: 'pagefault', address: true };
 
 describe('process exit with a fault pending', () => {
   it('process.exit(0): exits 0', async () => {
     const r = await runChild({ fixture: 'exit-pending-fault.js' }, { args: ['exit'] });
-    expect(r.timedOut, describeChild(r)).toBe(false);
-    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expectCleanExit(r);
     expect(jsonLines(r)).toEqual([pending, { step: 'exit-event', code: 0, closed: true }]);
   });
 
   it('process.exit(0) while an events() iterator waits: exits 0, every uffd closed', async () => {
     const r = await runChild({ fixture: 'exit-pending-fault.js' }, { args: ['exit-iterating'] });
-    expect(r.timedOut, describeChild(r)).toBe(false);
-    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expectCleanExit(r);
     expect(r.stderr).not.toContain('EBADF');
     expect(jsonLines(r)).toEqual([pending, { step: 'exit-event', code: 0, closed: true }]);
   });
 
   it('the event loop runs out of work: exits 0 (nothing holds it open)', async () => {
     const r = await runChild({ fixture: 'exit-pending-fault.js' }, { args: ['natural'] });
-    expect(r.timedOut, describeChild(r)).toBe(false);
-    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expectCleanExit(r);
     expect(jsonLines(r)).toEqual([pending, { step: 'exit-event', code: 0, closed: true }]);
   });
 
@@ -42,8 +39,7 @@ describe('process exit with a fault pending', () => {
     // 4 GiB of 4K zero pages take the woken thread a while; the environment
     // unmaps its mappings at teardown, and must wait for the thread.
     const r = await runChild({ fixture: 'exit-pending-fault.js' }, { args: ['large'] });
-    expect(r.timedOut, describeChild(r)).toBe(false);
-    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expectCleanExit(r);
     expect(jsonLines(r)).toEqual([pending, { step: 'exit-event', code: 0, closed: true }]);
   });
 });

@@ -4,7 +4,7 @@
 // a fault pending or an iterator waiting. In a child process: the fork events
 // come from real fork()s, and the counts must not see vitest's own fds.
 import { describe, expect, it } from 'vitest';
-import { describeChild, jsonLines, runChild } from './helpers/child';
+import { describeChild, expectCleanExit, jsonLines, runChild } from './helpers/child';
 
 interface Phase {
   phase: string;
@@ -16,8 +16,7 @@ interface Phase {
 describe('fd and thread leaks', () => {
   it('open/close cycles and closes in awkward states leave the counts unchanged', async () => {
     const r = await runChild({ fixture: 'fd-leaks.js' }, { timeoutMs: 60_000 });
-    expect(r.timedOut, describeChild(r)).toBe(false);
-    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expectCleanExit(r);
     const phases = jsonLines(r) as unknown as Phase[];
     expect(phases.map((p) => p.phase)).toEqual([
       'uffd x1000',

@@ -4,7 +4,7 @@
 // without that, the child would hang for ever.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { describeChild, jsonLines, runChild } from './helpers/child';
+import { describeChild, expectCleanExit, jsonLines, runChild } from './helpers/child';
 
 function freeHugePages2M(): number {
   try {
@@ -17,8 +17,7 @@ function freeHugePages2M(): number {
 describe('a fault raised by the JavaScript thread on its own userfaultfd', () => {
   it("policy 'zero' (the default): no hang, the pages read as zeros, the event says resolvedByReader", async () => {
     const r = await runChild({ fixture: 'js-thread-fault.js' }, { args: ['zero'] });
-    expect(r.timedOut, describeChild(r)).toBe(false);
-    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expectCleanExit(r);
     expect(jsonLines(r)).toEqual([
       { step: 'before-read', policy: 'zero' },
       // Three reads on three different pages: three faults resolved natively.
@@ -44,8 +43,7 @@ describe("every kind of fault by the JS thread is resolved by the 'zero' policy 
   ];
   it.each(cases)('$why', async ({ kind, read }) => {
     const r = await runChild({ fixture: 'js-thread-fault-kinds.js' }, { args: [kind] });
-    expect(r.timedOut, describeChild(r)).toBe(false);
-    expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+    expectCleanExit(r);
     expect(jsonLines(r)).toEqual([{ kind, read, written: 7, resolved: 1 }]);
   });
 
@@ -53,8 +51,7 @@ describe("every kind of fault by the JS thread is resolved by the 'zero' policy 
     'a missing 2M hugetlb page: a zero-filled huge page (skipped when no 2M huge page is free: run scripts/reserve-hugepages.mjs)',
     async () => {
       const r = await runChild({ fixture: 'js-thread-fault-kinds.js' }, { args: ['huge-missing'] });
-      expect(r.timedOut, describeChild(r)).toBe(false);
-      expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
+      expectCleanExit(r);
       expect(jsonLines(r)).toEqual([{ kind: 'huge-missing', read: 0, written: 7, resolved: 1 }]);
     },
   );

@@ -5,9 +5,9 @@
 import { EventEmitter } from 'node:events';
 import { lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { native } from '../native';
-import { closedError, conditionError } from '../errors';
+import { conditionError } from '../errors';
 import { checkInteger, checkObject } from '../validate';
-import { FdWatch } from './fd-watch';
+import { WatchedFd } from './watched-fd';
 import { checkSocketPath } from './socket-path';
 import { UnixSocket, type PeerCredentials } from './unix-socket';
 
@@ -67,17 +67,15 @@ function clearStaleSocket(path: string): void {
 export class UnixServer extends EventEmitter<{ reject: [Rejection] }> {
   readonly path: string;
   readonly allowedUids: ReadonlySet<number> | null;
-  #fd: number;
-  #watch: FdWatch;
+  #socket: WatchedFd;
   #ino: number;
   #rejected = 0;
 
   private constructor(path: string, fd: number, allowedUids: ReadonlySet<number> | null) {
     super();
     this.path = path;
-    this.#fd = fd;
     this.allowedUids = allowedUids;
-    this.#watch = new FdWatch(fd);
+    this.#socket = new WatchedFd(fd, 'server');
     this.#ino = lstatSync(path).ino;
   }
 
@@ -102,7 +100,7 @@ export class UnixServer extends EventEmitter<{ reject: [Rejection] }> {
   }
 
   get closed(): boolean {
-    return this.#fd < 0;
+    return this.#socket.closed;
   }
 
   /**
@@ -112,10 +110,9 @@ export class UnixServer extends EventEmitter<{ reject: [Rejection] }> {
   async accept(options?: AcceptOptions): Promise<UnixSocket> {
     const opts = checkObject<AcceptOptions>('options', options);
     for (;;) {
-      if (this.#fd < 0) throw closedError('server', 'accept4');
-      const fd = native.unixAccept(this.#fd);
+      const fd = native.unixAccept(this.#socket.fdFor('accept4'));
       if (fd < 0) {
-        await this.#watch.readable(opts.signal);
+        await this.#socket.watch.readable(opts.signal);
         continue;
       }
       const [pid, uid, gid] = native.peerCredentials(fd);
@@ -132,21 +129,17 @@ export class UnixServer extends EventEmitter<{ reject: [Rejection] }> {
 
   /** Whether a pending accept() keeps the event loop alive (default: it does). */
   ref(): this {
-    if (this.#fd >= 0) this.#watch.ref(true);
+    this.#socket.ref(true);
     return this;
   }
   unref(): this {
-    if (this.#fd >= 0) this.#watch.ref(false);
+    this.#socket.ref(false);
     return this;
   }
 
   /** Stops listening and removes the socket file (if it is still this one). Idempotent. */
   close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    this.#watch.close('server');
-    native.netClose(fd);
+    if (!this.#socket.close()) return;
     const st = lstatOrNull(this.path);
     if (st !== null && st.isSocket() && st.ino === this.#ino) unlinkSync(this.path);
   }

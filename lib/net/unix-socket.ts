@@ -3,9 +3,9 @@
 // system calls; on EAGAIN it waits on the event loop (FdWatch), never on a
 // thread of the threadpool.
 import { native } from '../native';
-import { closedError } from '../errors';
 import { checkInteger, checkObject } from '../validate';
 import { FdWatch } from './fd-watch';
+import { WatchedFd } from './watched-fd';
 import { ReceivedFd } from './received-fd';
 import { checkSocketPath } from './socket-path';
 
@@ -53,15 +53,13 @@ function truncatedError(sent: number, maxFds: number): Error {
 
 export class UnixSocket {
   readonly peer: PeerCredentials;
-  #fd: number;
-  #watch: FdWatch;
+  #socket: WatchedFd;
 
   /** @internal Takes ownership of a connected, non-blocking socket fd. */
   constructor(fd: number) {
-    this.#fd = fd;
     const [pid, uid, gid] = native.peerCredentials(fd);
     this.peer = Object.freeze({ pid, uid, gid });
-    this.#watch = new FdWatch(fd);
+    this.#socket = new WatchedFd(fd, 'socket');
   }
 
   /** Connects to a listening Unix socket at `path`. */
@@ -81,12 +79,11 @@ export class UnixSocket {
   }
 
   get fd(): number {
-    if (this.#fd < 0) throw closedError('socket', 'fd');
-    return this.#fd;
+    return this.#socket.fdFor('fd');
   }
 
   get closed(): boolean {
-    return this.#fd < 0;
+    return this.#socket.closed;
   }
 
   /**
@@ -104,9 +101,9 @@ export class UnixSocket {
     let offset = 0;
     let pending = numbers;
     while (offset < bytes.length) {
-      const n = native.sendFds(this.fdFor('sendmsg'), bytes, offset, bytes.length - offset, pending);
+      const n = native.sendFds(this.#socket.fdFor('sendmsg'), bytes, offset, bytes.length - offset, pending);
       if (n < 0) {
-        await this.#watch.writable(opts.signal);
+        await this.#socket.watch.writable(opts.signal);
         continue;
       }
       offset += n;
@@ -125,9 +122,9 @@ export class UnixSocket {
     const maxFds = opts.maxFds === undefined ? 16 : checkInteger('options.maxFds', opts.maxFds, 0, MAX_FDS);
     const buffer = Buffer.allocUnsafe(maxBytes);
     for (;;) {
-      const got = native.recvFds(this.fdFor('recvmsg'), buffer, maxFds);
+      const got = native.recvFds(this.#socket.fdFor('recvmsg'), buffer, maxFds);
       if (got === null) {
-        await this.#watch.readable(opts.signal);
+        await this.#socket.watch.readable(opts.signal);
         continue;
       }
       const [n, fds, truncated, sent] = got;
@@ -143,7 +140,7 @@ export class UnixSocket {
    * process may do long before it exits.
    */
   async peerExited(options?: { signal?: AbortSignal }): Promise<void> {
-    const pidfd = native.peerPidfd(this.fdFor('getsockopt'));
+    const pidfd = native.peerPidfd(this.#socket.fdFor('getsockopt'));
     const watch = new FdWatch(pidfd);
     try {
       await watch.readable(options?.signal);
@@ -155,21 +152,17 @@ export class UnixSocket {
 
   /** Whether waiting for data keeps the event loop alive (default: it does). */
   ref(): this {
-    if (this.#fd >= 0) this.#watch.ref(true);
+    this.#socket.ref(true);
     return this;
   }
   unref(): this {
-    if (this.#fd >= 0) this.#watch.ref(false);
+    this.#socket.ref(false);
     return this;
   }
 
   /** Idempotent; pending sends and receives reject with EBADF. */
   close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
-    this.#watch.close('socket');
-    native.netClose(fd);
+    this.#socket.close();
   }
 
   [Symbol.dispose](): void {
@@ -178,10 +171,5 @@ export class UnixSocket {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
-  }
-
-  private fdFor(syscall: string): number {
-    if (this.#fd < 0) throw closedError('socket', syscall);
-    return this.#fd;
   }
 }

@@ -1,3 +1,5 @@
+// The process-wide table of mappings and their views: region_table.h says
+// why it is process-wide and how unmapping across environments works.
 #include "region_table.h"
 
 #include <errno.h>

@@ -1,5 +1,6 @@
 // The lifetime guard shared by the jobs of detached test-support threads
-// (touch_threads.cc, madvise_thread.cc, sigbus_touch.cc, fork_child.cc).
+// (touch_threads.cc, madvise_thread.cc, sigbus_touch.cc, fork_child.cc, and
+// stress_threads.cc's bounce coordinator).
 //
 // Such a thread may stay blocked for ever (in a fault nobody resolves, or
 // waiting for a child that is), so it is detached, never joined. It reports

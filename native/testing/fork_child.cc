@@ -52,7 +52,7 @@ enum StepOp : int {
   kMremap = 4,   // address, oldLength, newLength, flags, newAddress
   kMunmap = 5,   // address, length
   kRaise = 6,    // signal
-  // 20+: steps that report into result slots, reserved by lib/ after the
+  // 20+: steps that report into result words, reserved by lib/ after the
   // read values (report->values[slot...]), so their results never mix with
   // the values of read/write steps.
   kPagemap = 20,       // address, slot: [stage, low word, high word] of /proc/self/pagemap
@@ -241,7 +241,7 @@ Napi::Object ResultOf(Napi::Env env, ForkJob& job) {
   auto values = Napi::Uint32Array::New(env, stored);
   if (stored) memcpy(values.Data(), report.values, stored * sizeof(uint32_t));
   result.Set("values", values);
-  // The whole report area: lib/ reads the result slots of steps 20+ there.
+  // The whole report area: lib/ reads the result words of steps 20+ and 40+ there.
   auto slots = Napi::Uint32Array::New(env, job.capacity);
   if (job.capacity) memcpy(slots.Data(), report.values, job.capacity * sizeof(uint32_t));
   result.Set("slots", slots);

@@ -46,6 +46,7 @@
 
 #include "../args.h"
 #include "../uapi/userfaultfd_compat.h"
+#include "detached_job.h"
 #include "stress_pages.h"
 #include "stress_threads.h"
 
@@ -54,7 +55,10 @@ namespace {
 
 using namespace stress;
 
-struct BounceJob {
+struct BounceJob;
+void Quiesce(BounceJob& job);
+
+struct BounceJob : DetachedJob {
   SessionRef session;
   int fd = -1;
   uintptr_t dst = 0;
@@ -89,13 +93,17 @@ struct BounceJob {
   std::string errorSyscall;
   uint64_t errorPage = 0;
 
-  // Lifetime guard shared with the environment's cleanup hook.
-  std::mutex mutex;
-  bool environmentGone = false;
-  Napi::ThreadSafeFunction tsfn;
-  void* hookArg = nullptr;
-  Napi::Promise::Deferred deferred;
-  explicit BounceJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  using DetachedJob::DetachedJob;
+
+  // The environment is ending mid-bounce: stop every thread and let none
+  // stay blocked in a fault (nothing will resolve them now), before its
+  // mappings are unmapped. Report() then sees environmentGone and returns.
+  void OnEnvironmentGone() override {
+    stop.store(true);
+    lockersStarted.fetch_add(lockers);
+    lockersStarted.notify_all();
+    Quiesce(*this);
+  }
 
   bool Stopping() const { return stop.load(std::memory_order_relaxed); }
 
@@ -275,67 +283,41 @@ void Quiesce(BounceJob& job) {
   job.WaitDone(&BounceJob::lockersRunning, deadline);
 }
 
-void EnvironmentGone(void* arg) {
-  auto* holder = static_cast<JobRef*>(arg);
-  JobRef job = *holder;
-  delete holder;
-  {
-    std::lock_guard<std::mutex> lock(job->mutex);
-    job->environmentGone = true;
-  }
-  job->stop.store(true);
-  job->lockersStarted.fetch_add(job->lockers);
-  job->lockersStarted.notify_all();
-  Quiesce(*job);
-}
-
 void Report(JobRef job) {
   job->session->running.store(false);
   std::lock_guard<std::mutex> lock(job->mutex);
-  if (job->environmentGone) return;
-  job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) {
-    // Runs on the JS thread: the job's cleanup hook is still registered.
-    // Wait until Report() has released the TSFN: once the hook is removed,
-    // nothing would stop a teardown from finalizing it under Release().
-    { std::lock_guard<std::mutex> released(job->mutex); }
-    napi_remove_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
-    delete static_cast<JobRef*>(job->hookArg);
-    try {
-      Napi::Object r = Napi::Object::New(env);
-      Napi::Array locks = Napi::Array::New(env, job->locks.size());
-      Napi::Array tids = Napi::Array::New(env, job->tids.size());
-      for (uint32_t i = 0; i < job->locks.size(); i++) {
-        locks.Set(i, Napi::Number::New(env, static_cast<double>(job->locks[i])));
-        tids.Set(i, Napi::Number::New(env, job->tids[i]));
-      }
-      r.Set("locks", locks);
-      r.Set("tids", tids);
-      r.Set("copies", Napi::Number::New(env, static_cast<double>(job->copies.load())));
-      r.Set("copyEexist", Napi::Number::New(env, static_cast<double>(job->copyEexist.load())));
-      r.Set("copyEagain", Napi::Number::New(env, static_cast<double>(job->copyEagain.load())));
-      r.Set("writeProtects", Napi::Number::New(env, static_cast<double>(job->writeProtects.load())));
-      if (job->corruption.found) {
-        Napi::Object c = MismatchObject(env, job->corruption);
-        c.Set("thread", Napi::Number::New(env, job->corruptionThread));
-        r.Set("corruption", c);
-      } else {
-        r.Set("corruption", env.Null());
-      }
-      if (job->errorErrno != 0) {
-        Napi::Object e = Napi::Object::New(env);
-        e.Set("errno", Napi::Number::New(env, job->errorErrno));
-        e.Set("syscall", Napi::String::New(env, job->errorSyscall));
-        e.Set("page", Napi::Number::New(env, static_cast<double>(job->errorPage)));
-        r.Set("error", e);
-      } else {
-        r.Set("error", env.Null());
-      }
-      job->deferred.Resolve(r);
-    } catch (const Napi::Error&) {
-      // The environment is shutting down; nobody is waiting any more.
+  SettleJob(job, [job](Napi::Env env) {
+    Napi::Object r = Napi::Object::New(env);
+    Napi::Array locks = Napi::Array::New(env, job->locks.size());
+    Napi::Array tids = Napi::Array::New(env, job->tids.size());
+    for (uint32_t i = 0; i < job->locks.size(); i++) {
+      locks.Set(i, Napi::Number::New(env, static_cast<double>(job->locks[i])));
+      tids.Set(i, Napi::Number::New(env, job->tids[i]));
     }
+    r.Set("locks", locks);
+    r.Set("tids", tids);
+    r.Set("copies", Napi::Number::New(env, static_cast<double>(job->copies.load())));
+    r.Set("copyEexist", Napi::Number::New(env, static_cast<double>(job->copyEexist.load())));
+    r.Set("copyEagain", Napi::Number::New(env, static_cast<double>(job->copyEagain.load())));
+    r.Set("writeProtects", Napi::Number::New(env, static_cast<double>(job->writeProtects.load())));
+    if (job->corruption.found) {
+      Napi::Object c = MismatchObject(env, job->corruption);
+      c.Set("thread", Napi::Number::New(env, job->corruptionThread));
+      r.Set("corruption", c);
+    } else {
+      r.Set("corruption", env.Null());
+    }
+    if (job->errorErrno != 0) {
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("errno", Napi::Number::New(env, job->errorErrno));
+      e.Set("syscall", Napi::String::New(env, job->errorSyscall));
+      e.Set("page", Napi::Number::New(env, static_cast<double>(job->errorPage)));
+      r.Set("error", e);
+    } else {
+      r.Set("error", env.Null());
+    }
+    job->deferred.Resolve(r);
   });
-  job->tsfn.Release();
 }
 
 void Coordinate(JobRef job) {
@@ -388,11 +370,8 @@ Napi::Value StressBounce(const Napi::CallbackInfo& info) {
   if (!session->running.compare_exchange_strong(idle, true)) {
     throw Napi::Error::New(env, "native: a bounce is already running on this session");
   }
-  job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                            "userfaultfd:stress", 0, 1);
-  // After the TSFN, so it runs before the runtime finalizes it.
-  job->hookArg = new JobRef(job);
-  napi_add_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
+  CreateJobTsfn(env, *job, "userfaultfd:stress");
+  GuardJob(env, job);
   std::thread(Coordinate, job).detach();
   return job->deferred.Promise();
 }

@@ -4,8 +4,8 @@
 //
 // A toucher may stay blocked in a fault for ever (that is what some tests
 // prove harmless), so it is detached, never joined. It reports through a
-// TSFN guarded by a shared flag: once its environment is gone it stops
-// between pages and never calls into it. It pins the library's regions it
+// TSFN guarded by a shared flag (detached_job.h): once its environment is
+// gone it stops between pages and never calls into it. It pins the regions it
 // touches (memory/region_table.h), so that an environment ending, or an
 // unmap(), while the thread is between the flag check and the access (or
 // just woken from a fault) cannot unmap the page under it: that was SIGSEGV.
