@@ -59,10 +59,14 @@ export function withRange(err: unknown, address: number | undefined, length?: nu
   throw err;
 }
 
+/** An errno error for a condition found without a failing system call: `code` such as 'EBADF', and why. */
+export function conditionError(code: keyof typeof constants.errno, syscall: string, hint: string): UffdError {
+  return errnoError(constants.errno[code], syscall, undefined, undefined, hint);
+}
+
 /** EBADF for an operation on a closed handle, as FileHandle does. */
 export function closedError(what: string, syscall: string): UffdError {
-  const err = errnoError(constants.errno.EBADF, syscall, undefined, undefined, `${what} is closed`);
-  return err;
+  return conditionError('EBADF', syscall, `${what} is closed`);
 }
 
 export function abortError(cause: unknown): Error {

@@ -45,7 +45,6 @@ inline int FdArg(const Napi::CallbackInfo& info, size_t i) {
 // Napi's ArrayBuffer() of a view over a SharedArrayBuffer throws a bare
 // "Invalid argument" (napi_get_arraybuffer_info rejects a shared buffer).
 inline bool BytesOf(Napi::Value v, uint8_t** data, size_t* length) {
-  napi_env env = v.Env();
   if (v.IsArrayBuffer()) {
     auto ab = v.As<Napi::ArrayBuffer>();
     *data = static_cast<uint8_t*>(ab.Data());

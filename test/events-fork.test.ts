@@ -4,33 +4,13 @@
 // its ioctls fill the child's memory. The child's non-cooperative events
 // (remove, remap, unmap) arrive there too. Children that could stay blocked
 // are killed by pid in cleanup.
-import { readdirSync, readlinkSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE, Userfaultfd } from '../lib';
-import { forkChild, type ForkedChild } from '../lib/testing';
 import { nextEvent, nextOf, page, useCleanup } from './helpers/events';
+import { useForkedChildren, userfaultfdCount } from './helpers/fork';
 
 const { track, touch } = useCleanup();
-const children: ForkedChild[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-});
-/** Open userfaultfds of this process. */
-function userfaultfdCount(): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[userfaultfd]';
-    } catch {
-      return false;
-    }
-  }).length;
-}
-
-function fork(...args: Parameters<typeof forkChild>): ForkedChild {
-  const child = forkChild(...args);
-  children.push(child);
-  return child;
-}
+const fork = useForkedChildren();
 
 describe('fork events', () => {
   it('EVENT_FORK: the fork event carries a new Userfaultfd that resolves the child\'s faults', async () => {

@@ -2,21 +2,14 @@
 // the child reads its own /proc/self/pagemap entries (reported in
 // `pagemap`, in step order) and takes long-term pins as longtermPin() does.
 // Bad programs are TypeError / RangeError before any fork.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE, readPagemap, Userfaultfd } from '../lib';
-import { FORK_STEP_FAILED_EXIT, forkChild, probeLongtermPin, type ForkedChild, type ForkStep } from '../lib/testing';
+import { FORK_STEP_FAILED_EXIT, forkChild, probeLongtermPin, type ForkStep } from '../lib/testing';
 import { nextOf, useCleanup } from './helpers/events';
+import { useForkedChildren } from './helpers/fork';
 
 const { track } = useCleanup();
-const children: ForkedChild[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-});
-function fork(steps: ForkStep[]): ForkedChild {
-  const child = forkChild(steps);
-  children.push(child);
-  return child;
-}
+const fork = useForkedChildren();
 
 describe('forkChild pagemap and pin steps', () => {
   it('rejects bad programs with TypeError / RangeError', () => {

@@ -2,21 +2,14 @@
 // survive SIGBUS in the child), 'readWriteBack' and 'scanZero'. Bad steps are
 // TypeError / RangeError before any fork; the rest run in real children.
 import { ftruncateSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Mapping, MemoryFile, PAGE_SIZE, Userfaultfd } from '../lib';
-import { forkChild, SIGBUS_CODES, type ForkedChild, type ForkStep } from '../lib/testing';
+import { forkChild, SIGBUS_CODES, type ForkStep } from '../lib/testing';
 import { nextOf, page, useCleanup } from './helpers/events';
+import { useForkedChildren } from './helpers/fork';
 
 const { track } = useCleanup();
-const children: ForkedChild[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-});
-function fork(steps: ForkStep[]): ForkedChild {
-  const child = forkChild(steps);
-  children.push(child);
-  return child;
-}
+const fork = useForkedChildren();
 const P = PAGE_SIZE;
 
 describe('forkChild steps readSigbus, readWriteBack, scanZero', () => {

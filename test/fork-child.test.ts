@@ -3,22 +3,15 @@
 // failed step come back through `exited`. Bad programs are TypeError /
 // RangeError before any fork.
 import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE, Userfaultfd } from '../lib';
-import { FORK_STEP_FAILED_EXIT, forkChild, type ForkedChild, type ForkStep } from '../lib/testing';
+import { FORK_STEP_FAILED_EXIT, forkChild, type ForkStep } from '../lib/testing';
 import { nextOf, page, useCleanup } from './helpers/events';
+import { useForkedChildren } from './helpers/fork';
 import { resultOf, runScript } from './helpers/child';
 
 const { track, touch } = useCleanup();
-const children: ForkedChild[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-});
-function fork(steps: ForkStep[], options?: { exitCode?: number }): ForkedChild {
-  const child = forkChild(steps, options);
-  children.push(child);
-  return child;
-}
+const fork = useForkedChildren();
 
 /** The kernel wait channel of a process (its only thread). */
 function wchan(pid: number): string {

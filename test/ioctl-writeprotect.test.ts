@@ -37,11 +37,11 @@ describe('UFFDIO_WRITEPROTECT', () => {
       r.prefill(1, pattern(r.pageSize, SEED + 1));
       h.uffd.register(r.mapping, ['wp']);
       h.uffd.writeProtect(r.mapping.address, r.length, true);
-      // Should a read fault after all, the pager records it and lets it go.
-      const pager = h.serve((f) => h.uffd.writeProtect(f.address, r.pageSize, false));
+      // Should a read fault after all, the fault loop records it and lets it go.
+      const faultLoop = h.serve((f) => h.uffd.writeProtect(f.address, r.pageSize, false));
       const t = await h.finished(h.touch(r.page(0), r.length, { stride: r.pageSize }));
-      await pager.stop();
-      expect(pager.faults).toEqual([]);
+      await faultLoop.stop();
+      expect(faultLoop.faults).toEqual([]);
       expect([...t.values]).toEqual([SEED, SEED + 1]);
     }),
   );

@@ -3,30 +3,15 @@
 // (REMAP: the range follows), munmap (UNMAP: dropped), fork (the child's
 // uffd is served natively with the same sources), and events still reaching
 // uffd.events().
-import { readdirSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE } from '../lib/index';
-import { forkChild, type ForkedChild } from '../lib/testing/index';
 import { waitUntilBlockedInFault, withHarness } from './helpers/harness';
+import { useForkedChildren, userfaultfdCount } from './helpers/fork';
 import { SEED, firstWords, pagerFor, pattern } from './helpers/pager';
 
-/** Open userfaultfds of this process. */
-function userfaultfdCount(): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[userfaultfd]';
-    } catch {
-      return false;
-    }
-  }).length;
-}
-
 const EVENTS = { features: ['EVENT_REMOVE', 'EVENT_REMAP', 'EVENT_UNMAP', 'EVENT_FORK'] as const };
-const children: ForkedChild[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-});
+const fork = useForkedChildren();
 
 /**
  * An address where `length` bytes are free now: the middle of a large hole
@@ -127,13 +112,12 @@ describe('Pager and events', () => {
       await h.finished(h.touch(r.mapping.address, PAGE_SIZE));
       const to = freeAddress(r.length);
       const fdsBefore = userfaultfdCount();
-      const child = forkChild([
+      const child = fork([
         { op: 'read', address: r.mapping.address, length: 4 * PAGE_SIZE },
         { op: 'madvise', address: r.page(1), length: PAGE_SIZE, advice: 'DONTNEED' },
         { op: 'mremap', address: r.mapping.address, length: r.length, newAddress: to },
         { op: 'read', address: to, length: r.length },
       ]);
-      children.push(child);
       const result = await child.exited;
       expect(result.failedStep).toBeUndefined();
       expect(result).toMatchObject({ exitCode: 0, signal: null });
@@ -164,8 +148,7 @@ describe('Pager and events', () => {
           return data.subarray(offset, offset + length);
         },
       });
-      const child = forkChild([{ op: 'read', address: r.mapping.address, length: r.length }]);
-      children.push(child);
+      const child = fork([{ op: 'read', address: r.mapping.address, length: r.length }]);
       const result = await child.exited;
       expect(result).toMatchObject({ exitCode: 0, signal: null });
       expect([...result.values]).toEqual(firstWords(data, PAGE_SIZE));

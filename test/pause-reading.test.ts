@@ -8,7 +8,7 @@ import { Mapping, PAGE_SIZE, Userfaultfd } from '../lib/index';
 import { madviseInThread } from '../lib/testing/index';
 import { stillBlocked, waitUntilBlockedInFault, withHarness } from './helpers/harness';
 import { threadsInFaults } from './helpers/events';
-import { untilThreadState } from './parity/support-a';
+import { untilThreadState } from './parity/parity-case';
 import { describeChild, jsonLines, runFixture } from './helpers/child';
 
 const P = PAGE_SIZE;

@@ -30,7 +30,7 @@ function kernelIoctls(kind: MemoryKind, modes: readonly RegisterMode[]): string[
 const seedOf = (page: number) => 0x51000000 + page * 0x1000;
 
 /** Resolves every fault of `r` with COPY of the page's pattern. */
-function copyPager(h: FaultHarness, r: Region) {
+function serveCopies(h: FaultHarness, r: Region) {
   return h.serve((f) => {
     const page = Math.floor((f.address - r.mapping.address) / r.pageSize);
     h.uffd.copy(r.page(page), pattern(r.pageSize, seedOf(page)));
@@ -76,18 +76,18 @@ describe('register', () => {
       withHarness(async (h) => {
         const r = h.region(kind, 3);
         h.uffd.register(r.mapping, ['missing']);
-        const pager = copyPager(h, r);
+        const faultLoop = serveCopies(h, r);
         const first = await h.finished(h.touch(r.page(0), r.pageSize, { stride: r.pageSize }));
         expect([...first.values]).toEqual([seedOf(0)]);
-        expect(pager.faults.map((f) => f.address)).toEqual([r.page(0)]);
+        expect(faultLoop.faults.map((f) => f.address)).toEqual([r.page(0)]);
 
         h.uffd.unregister(r.mapping);
         expect(h.uffd.registrations).toEqual([]);
         // No fault now: the holes read as zeros, the copied page keeps its data.
         const after = await h.finished(h.touch(r.page(0), r.length, { stride: r.pageSize }));
         expect([...after.values]).toEqual([seedOf(0), 0, 0]);
-        expect(pager.faults).toHaveLength(1);
-        await pager.stop();
+        expect(faultLoop.faults).toHaveLength(1);
+        await faultLoop.stop();
         expect(r.read(0).equals(pattern(r.pageSize, seedOf(0)))).toBe(true);
       }),
     3,
@@ -105,10 +105,10 @@ describe('register', () => {
           [r.page(0), r.page(1), r.pageSize],
           [r.page(3), r.page(4), r.pageSize],
         ]);
-        const pager = copyPager(h, r);
+        const faultLoop = serveCopies(h, r);
         const t = await h.finished(h.touch(r.page(0), r.length, { stride: r.pageSize }));
-        await pager.stop();
-        expect(pager.faults.map((f) => f.address)).toEqual([r.page(0), r.page(3)]);
+        await faultLoop.stop();
+        expect(faultLoop.faults.map((f) => f.address)).toEqual([r.page(0), r.page(3)]);
         expect([...t.values]).toEqual([seedOf(0), 0, 0, seedOf(3)]);
         expect(r.read(3).equals(pattern(r.pageSize, seedOf(3)))).toBe(true);
         // The ioctls follow the registrations: the unregistered middle is refused.
@@ -128,10 +128,10 @@ describe('register', () => {
         expect(() => h.uffd.register({ address: r.page(0) + PAGE_SIZE, length: r.pageSize }, ['missing'])).toThrow(RangeError);
       }
       // Page 0 is not registered: a touch there does not fault.
-      const pager = copyPager(h, r);
+      const faultLoop = serveCopies(h, r);
       const t = await h.finished(h.touch(r.page(0), 2 * r.pageSize, { stride: r.pageSize }));
-      await pager.stop();
-      expect(pager.faults.map((f) => f.address)).toEqual([r.page(1)]);
+      await faultLoop.stop();
+      expect(faultLoop.faults.map((f) => f.address)).toEqual([r.page(1)]);
       expect([...t.values]).toEqual([0, seedOf(1)]);
     }),
   );

@@ -3,13 +3,7 @@
 // environment first, and the memory is released after the last one. Each
 // case runs in a child process (a crash there fails the test, not vitest).
 import { describe, expect, it } from 'vitest';
-import { describeChild, jsonLines, looksLikeAbort, runChild, type ChildResult } from './helpers/child';
-
-function expectCleanExit(r: ChildResult): void {
-  expect(r.timedOut, describeChild(r)).toBe(false);
-  expect(looksLikeAbort(r), describeChild(r)).toBe(false);
-  expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
-}
+import { describeChild, expectCleanExit, jsonLines, runChild, type ChildResult } from './helpers/child';
 
 const attached = { step: 'attached', worker: [42, 43, 16384, 4096], mapped: true };
 

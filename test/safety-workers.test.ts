@@ -3,13 +3,7 @@
 // teardown) or leave things behind (an fd nobody closes, a thread blocked for
 // ever). The main process must exit 0 by itself, with no abort.
 import { describe, expect, it } from 'vitest';
-import { describeChild, jsonLines, looksLikeAbort, runChild, type ChildResult } from './helpers/child';
-
-function expectCleanExit(r: ChildResult): void {
-  expect(r.timedOut, describeChild(r)).toBe(false);
-  expect(looksLikeAbort(r), describeChild(r)).toBe(false);
-  expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
-}
+import { describeChild, expectCleanExit, jsonLines, runChild, type ChildResult } from './helpers/child';
 
 function settled(r: ChildResult): { before: unknown; after: unknown } {
   const line = jsonLines(r).find((l) => l.step === 'settled');

@@ -5,11 +5,11 @@
 import { EventEmitter } from 'node:events';
 import { lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { native } from '../native';
-import { closedError } from '../errors';
+import { closedError, conditionError } from '../errors';
 import { checkInteger, checkObject } from '../validate';
 import { FdWatch } from './fd-watch';
 import { checkSocketPath } from './socket-path';
-import { UnixSocket, socketError, type PeerCredentials } from './unix-socket';
+import { UnixSocket, type PeerCredentials } from './unix-socket';
 
 export interface ListenOptions {
   /** Accept only peers whose uid is one of these; others are closed at once and reported ('reject'). */
@@ -49,7 +49,7 @@ function clearStaleSocket(path: string): void {
   if (st === null) return;
   if (!st.isSocket()) {
     const kind = st.isFile() ? 'a regular file' : st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'not a socket';
-    throw socketError('EEXIST', 'bind', `refusing to replace ${path}: it is ${kind}, not a socket`);
+    throw conditionError('EEXIST', 'bind', `refusing to replace ${path}: it is ${kind}, not a socket`);
   }
   let fd = -1;
   try {
@@ -61,7 +61,7 @@ function clearStaleSocket(path: string): void {
   } finally {
     if (fd >= 0) native.netClose(fd);
   }
-  throw socketError('EADDRINUSE', 'bind', `a server is already listening on ${path}`);
+  throw conditionError('EADDRINUSE', 'bind', `a server is already listening on ${path}`);
 }
 
 export class UnixServer extends EventEmitter<{ reject: [Rejection] }> {

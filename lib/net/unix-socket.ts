@@ -2,9 +2,8 @@
 // descriptors (SCM_RIGHTS), and knows its peer (SO_PEERCRED). Non-blocking
 // system calls; on EAGAIN it waits on the event loop (FdWatch), never on a
 // thread of the threadpool.
-import { constants } from 'node:os';
 import { native } from '../native';
-import { closedError, errnoError } from '../errors';
+import { closedError } from '../errors';
 import { checkInteger, checkObject } from '../validate';
 import { FdWatch } from './fd-watch';
 import { ReceivedFd } from './received-fd';
@@ -185,9 +184,4 @@ export class UnixSocket {
     if (this.#fd < 0) throw closedError('socket', syscall);
     return this.#fd;
   }
-}
-
-/** An errno error for a condition found without a failing syscall. */
-export function socketError(code: keyof typeof constants.errno, syscall: string, hint: string): Error {
-  return errnoError(constants.errno[code], syscall, undefined, undefined, hint);
 }

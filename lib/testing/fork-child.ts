@@ -13,7 +13,8 @@ import { errnoError, type UffdError } from '../errors';
 import { checkAligned, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { MADV, MREMAP, PAGE_SIZE, type Advice } from '../memory/constants';
 import type { PagemapEntry } from '../memory/pagemap';
-import { RESULT_OPS, ResultSteps, type ResultStep } from './fork-child-results';
+import { PAGEMAP_PIN_OPS, PagemapPinSteps, type FailureInfo, type ResultStep } from './fork-pagemap-pin-steps';
+import { ResultArea } from './fork-result-area';
 import { SIGBUS_STEP_OPS, SigbusSteps, type SigbusReadReport, type SigbusStep, type ZeroScanReport } from './fork-sigbus-steps';
 
 /** Reads the first 32-bit word of every `stride` bytes (default 4096) and reports it. */
@@ -129,24 +130,25 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
   const exitCode = opts.exitCode === undefined ? 0 : checkInteger('options.exitCode', opts.exitCode, 0, 255);
   const encoded = new Float64Array(steps.length * SLOTS);
   // What each step's error names, captured now: the caller may reuse the array.
-  const failures: { syscall: string; address?: number; length?: number }[] = [];
+  const failures: FailureInfo[] = [];
   let capacity = 0;
-  const resultSteps = new ResultSteps();
-  const sigbusSteps = new SigbusSteps();
+  const resultArea = new ResultArea();
+  const pagemapPinSteps = new PagemapPinSteps(resultArea);
+  const sigbusSteps = new SigbusSteps(resultArea);
   steps.forEach((step, i) => {
     const at = (slot: number, value: number) => (encoded[i * SLOTS + slot] = value);
     const s = checkObject<ForkStep & Record<string, unknown>>(`steps[${i}]`, step ?? null);
-    const allOps = [...Object.keys(OPS), ...Object.keys(RESULT_OPS), ...Object.keys(SIGBUS_STEP_OPS)] as (keyof typeof OPS | keyof typeof RESULT_OPS | keyof typeof SIGBUS_STEP_OPS)[];
+    const allOps = [...Object.keys(OPS), ...Object.keys(PAGEMAP_PIN_OPS), ...Object.keys(SIGBUS_STEP_OPS)] as (keyof typeof OPS | keyof typeof PAGEMAP_PIN_OPS | keyof typeof SIGBUS_STEP_OPS)[];
     const anyOp = checkOneOf(`steps[${i}].op`, s.op, allOps);
-    if (ResultSteps.handles(anyOp)) {
-      failures.push(resultSteps.encode(i, anyOp, s, at));
+    if (PagemapPinSteps.handles(anyOp)) {
+      failures.push(pagemapPinSteps.encode(i, anyOp, s, at));
       return;
     }
     if (SigbusSteps.handles(anyOp)) {
       const { values, ...failure } = sigbusSteps.encode(i, anyOp, s, at);
       failures.push(failure);
       capacity += values;
-      if (capacity + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
+      if (capacity + resultArea.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
       return;
     }
     const op = anyOp as keyof typeof OPS;
@@ -196,14 +198,10 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
     }
   });
 
-  // Result words follow the read values: those of steps 20+ (pagemap, pins),
-  // then those of steps 40+ (SIGBUS reads, zero scans).
-  if (capacity + resultSteps.reserved + sigbusSteps.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
-  const base = capacity;
-  const sigbusBase = base + resultSteps.reserved;
-  resultSteps.fixUp(encoded, SLOTS, base);
-  sigbusSteps.fixUp(encoded, SLOTS, sigbusBase);
-  const [pid, exited, kill] = native.forkChild(encoded, capacity + resultSteps.reserved + sigbusSteps.reserved, exitCode);
+  // Result words (pagemap, pins, SIGBUS reads, zero scans) follow the read values.
+  if (capacity + resultArea.reserved > MAX_VALUES) throw new RangeError(`steps read more than ${MAX_VALUES} values`);
+  resultArea.fixUp(encoded, SLOTS, capacity);
+  const [pid, exited, kill] = native.forkChild(encoded, capacity + resultArea.reserved, exitCode);
   return {
     pid,
     exited: exited.then((r) => {
@@ -214,12 +212,12 @@ export function forkChild(steps: readonly ForkStep[], options?: ForkChildOptions
       };
       if (r.failedStep >= 0) {
         const f = failures[r.failedStep];
-        const syscall = resultSteps.failedSyscall(r.failedStep, base, r.slots) ?? f.syscall;
+        const syscall = pagemapPinSteps.failedSyscall(r.failedStep, r.slots) ?? f.syscall;
         result.failedStep = { index: r.failedStep, error: errnoError(r.error, syscall, f.address, f.length) };
       }
-      if (resultSteps.hasPagemap) result.pagemap = resultSteps.pagemap(base, r.slots);
-      if (sigbusSteps.hasReads) result.sigbusReads = sigbusSteps.sigbusReads(sigbusBase, r.slots);
-      if (sigbusSteps.hasScans) result.zeroScans = sigbusSteps.zeroScans(sigbusBase, r.slots);
+      if (pagemapPinSteps.hasPagemap) result.pagemap = pagemapPinSteps.pagemap(r.slots);
+      if (sigbusSteps.hasReads) result.sigbusReads = sigbusSteps.sigbusReads(r.slots);
+      if (sigbusSteps.hasScans) result.zeroScans = sigbusSteps.zeroScans(r.slots);
       return result;
     }),
     kill: (signal = 'SIGKILL') => kill(signalNumber('signal', signal)),

@@ -1,11 +1,12 @@
 // Steps of forkChild() with ops 40+ (native/testing/fork_sigbus_steps.cc):
 // reads that survive SIGBUS, read-and-write-back, and a zero scan, for the
 // kernel's sigbus and events tests run in a forked child. 'readWriteBack'
-// reports into the read values like 'read'; the other two own result words
-// of the report area, placed after the read values. Kept apart from
-// fork-child.ts: this file checks, encodes and decodes these steps only.
+// reports into the read values like 'read'; the other two own words of the
+// report area (fork-result-area.ts). Kept apart from fork-child.ts: this
+// file checks, encodes and decodes these steps only.
 import { checkInteger } from '../validate';
 import { PAGE_SIZE } from '../memory/constants';
+import type { ResultArea } from './fork-result-area';
 
 /**
  * Reads the first 32-bit word of every `stride` bytes (default 4096),
@@ -63,18 +64,9 @@ export interface ZeroScanReport {
 export const SIGBUS_STEP_OPS = { readSigbus: 40, readWriteBack: 41, scanZero: 42 } as const;
 const RECORD = 5;
 
-interface Placed {
-  step: number;
-  op: 'readSigbus' | 'scanZero';
-  slotIndex: number; // which of the step's encoded slots gets the word offset
-  offset: number; // words after the read values
-  strides: number;
-}
-
-/** Encodes the SIGBUS steps of one program; read values come first, so result words are fixed up at the end. */
+/** Encodes the SIGBUS steps of one program, reserving their words in the program's result area. */
 export class SigbusSteps {
-  private readonly placed: Placed[] = [];
-  private words = 0;
+  constructor(private readonly area: ResultArea) {}
 
   static handles(op: string): op is keyof typeof SIGBUS_STEP_OPS {
     return Object.hasOwn(SIGBUS_STEP_OPS, op);
@@ -96,49 +88,36 @@ export class SigbusSteps {
     at(1, address);
     at(2, length);
     if (op === 'scanZero') {
-      this.placed.push({ step: i, op, slotIndex: 3, offset: this.words, strides: 0 });
-      this.words += 3;
+      this.area.reserve(i, op, 3, 3);
       return { syscall: 'scanZero', address, length, values: 0 };
     }
     const stride = checkInteger(`steps[${i}].stride`, s.stride ?? PAGE_SIZE, 4);
     at(3, stride);
     const strides = Math.ceil(length / stride);
     if (op === 'readWriteBack') return { syscall: op, address, length, values: strides };
-    this.placed.push({ step: i, op, slotIndex: 4, offset: this.words, strides });
-    this.words += 1 + RECORD * strides;
+    this.area.reserve(i, op, 4, 1 + RECORD * strides, strides);
     return { syscall: op, address, length, values: 0 };
   }
 
-  /** Result words to reserve after the read values. */
-  get reserved(): number {
-    return this.words;
-  }
-
-  /** Points each step at its result words, now that the read values' count is known. */
-  fixUp(encoded: Float64Array, slotsPerStep: number, base: number): void {
-    for (const p of this.placed) encoded[p.step * slotsPerStep + p.slotIndex] = base + p.offset;
-  }
-
   /** The 'readSigbus' reports, in step order, cut to the strides the child got through. */
-  sigbusReads(base: number, slots: Uint32Array): SigbusReadReport[] {
+  sigbusReads(slots: Uint32Array): SigbusReadReport[] {
     const out: SigbusReadReport[] = [];
-    for (const p of this.placed) {
-      if (p.op !== 'readSigbus') continue;
-      const w = base + p.offset;
-      const done = Math.min(slots[w], p.strides);
+    for (const r of this.area.of('readSigbus')) {
+      const w = this.area.wordOf(r);
+      const done = Math.min(slots[w], r.records);
       const report = {
-        step: p.step,
+        step: r.step,
         values: new Uint32Array(done),
         signals: new Uint32Array(done),
         codes: new Uint32Array(done),
         faultAddresses: new Float64Array(done),
       };
       for (let k = 0; k < done; k++) {
-        const r = w + 1 + k * RECORD;
-        report.values[k] = slots[r];
-        report.signals[k] = slots[r + 1];
-        report.codes[k] = slots[r + 2];
-        report.faultAddresses[k] = slots[r + 4] * 2 ** 32 + slots[r + 3];
+        const at = w + 1 + k * RECORD;
+        report.values[k] = slots[at];
+        report.signals[k] = slots[at + 1];
+        report.codes[k] = slots[at + 2];
+        report.faultAddresses[k] = slots[at + 4] * 2 ** 32 + slots[at + 3];
       }
       out.push(report);
     }
@@ -146,22 +125,21 @@ export class SigbusSteps {
   }
 
   /** The 'scanZero' reports of the steps that completed, in step order. */
-  zeroScans(base: number, slots: Uint32Array): ZeroScanReport[] {
+  zeroScans(slots: Uint32Array): ZeroScanReport[] {
     const out: ZeroScanReport[] = [];
-    for (const p of this.placed) {
-      if (p.op !== 'scanZero') continue;
-      const w = base + p.offset;
+    for (const r of this.area.of('scanZero')) {
+      const w = this.area.wordOf(r);
       if (slots[w] !== 1) continue;
-      out.push({ step: p.step, nonzeroWords: slots[w + 1], firstNonzeroOffset: slots[w + 2] === 0xffffffff ? -1 : slots[w + 2] });
+      out.push({ step: r.step, nonzeroWords: slots[w + 1], firstNonzeroOffset: slots[w + 2] === 0xffffffff ? -1 : slots[w + 2] });
     }
     return out;
   }
 
   get hasReads(): boolean {
-    return this.placed.some((p) => p.op === 'readSigbus');
+    return this.area.has('readSigbus');
   }
 
   get hasScans(): boolean {
-    return this.placed.some((p) => p.op === 'scanZero');
+    return this.area.has('scanZero');
   }
 }

@@ -62,7 +62,7 @@ export type {
   ForkChildResult,
   ForkedChild,
 } from './fork-child';
-export type { PagemapStep, PinStep, UnpinStep, ResultStep } from './fork-child-results';
+export type { PagemapStep, PinStep, UnpinStep, ResultStep } from './fork-pagemap-pin-steps';
 export type { ReadSigbusStep, ReadWriteBackStep, ScanZeroStep, SigbusReadReport, ZeroScanReport } from './fork-sigbus-steps';
 
 export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';

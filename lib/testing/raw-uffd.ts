@@ -8,8 +8,7 @@
 // Only fds opened here can be passed back: a typo must not send UFFDIO_API
 // to, or close, some other fd of the process.
 import { native } from '../native';
-import { errnoError } from '../errors';
-import { constants } from 'node:os';
+import { conditionError } from '../errors';
 import { checkInteger, checkObject, checkOneOf } from '../validate';
 
 /** Flags of userfaultfd(2) and USERFAULTFD_IOC_NEW (x86-64 values). */
@@ -55,7 +54,7 @@ function checkU64(name: string, value: unknown): bigint {
 
 function ownFd(fd: unknown, syscall: string): number {
   const n = checkInteger('fd', fd);
-  if (!opened.has(n)) throw errnoError(constants.errno.EBADF, syscall, undefined, undefined, `fd ${n} is not open by rawUffd.open()`);
+  if (!opened.has(n)) throw conditionError('EBADF', syscall, `fd ${n} is not open by rawUffd.open()`);
   return n;
 }
 

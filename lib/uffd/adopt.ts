@@ -4,8 +4,7 @@
 // enabled features are read, not guessed. What it does not show: whether the
 // fd was opened with UFFD_USER_MODE_ONLY, and what the sender registered.
 import { readFileSync, readlinkSync } from 'node:fs';
-import { constants } from 'node:os';
-import { errnoError } from '../errors';
+import { conditionError } from '../errors';
 import { FEATURE_BITS, type RegisterMode, type IoctlName } from './features';
 
 /** Kernel-internal bit set in ctx->features once UFFDIO_API has been done (6.x). */
@@ -27,10 +26,10 @@ export function inspectUffdFd(fd: number): UffdFdInfo {
   try {
     target = readlinkSync(`/proc/self/fd/${fd}`);
   } catch {
-    throw errnoError(constants.errno.EBADF, 'fromFd', undefined, undefined, `fd ${fd} is not open`);
+    throw conditionError('EBADF', 'fromFd', `fd ${fd} is not open`);
   }
   if (target !== 'anon_inode:[userfaultfd]') {
-    throw errnoError(constants.errno.EINVAL, 'fromFd', undefined, undefined, `fd ${fd} is not a userfaultfd (it is ${target})`);
+    throw conditionError('EINVAL', 'fromFd', `fd ${fd} is not a userfaultfd (it is ${target})`);
   }
   const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
   const api = /^API:\s*([0-9a-f]+):([0-9a-f]+):([0-9a-f]+)$/m.exec(info);

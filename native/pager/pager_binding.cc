@@ -56,11 +56,18 @@ void CleanupPager(void* arg) {
   delete slot;
 }
 
-PagerSlot* SlotArg(const Napi::CallbackInfo& info) {
+// The open pager whose id is argument 0, or nullptr (none, or closed).
+PagerSlot* OpenSlotOrNull(const Napi::CallbackInfo& info) {
   auto& pagers = StateOf(info.Env()).pagers;
   auto it = pagers.find(static_cast<uint32_t>(IntArg(info, 0)));
-  if (it == pagers.end() || it->second->closed) ThrowErrno(info.Env(), EBADF, "pager");
-  return it->second;
+  return it == pagers.end() || it->second->closed ? nullptr : it->second;
+}
+
+// The same, for calls that need an open pager: EBADF otherwise.
+PagerSlot* SlotArg(const Napi::CallbackInfo& info) {
+  PagerSlot* slot = OpenSlotOrNull(info);
+  if (!slot) ThrowErrno(info.Env(), EBADF, "pager");
+  return slot;
 }
 
 // pagerCreate(readerId, uffd, onNotes, readAheadMin, readAheadMax, onFailure, afterRemove, statsIntervalMs) -> id
@@ -198,10 +205,8 @@ Napi::Value PagerStats(const Napi::CallbackInfo& info) {
 // pagerDrain(id) -> Float64Array of 8 doubles per note
 Napi::Value PagerDrain(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 1);
-  auto& pagers = StateOf(info.Env()).pagers;
-  auto it = pagers.find(static_cast<uint32_t>(IntArg(info, 0)));
-  if (it == pagers.end() || it->second->closed) return Napi::Float64Array::New(info.Env(), 0);
-  PagerSlot* slot = it->second;
+  PagerSlot* slot = OpenSlotOrNull(info);
+  if (!slot) return Napi::Float64Array::New(info.Env(), 0);
   std::vector<Note> notes = slot->shared->DrainNotes();
   auto out = Napi::Float64Array::New(info.Env(), notes.size() * 8);
   for (size_t i = 0; i < notes.size(); i++) {
@@ -216,15 +221,14 @@ Napi::Value PagerDrain(const Napi::CallbackInfo& info) {
 // pagerComplete(id, requestId, data | null) -> 0, EAGAIN, ESTALE, or the COPY errno
 Napi::Value PagerComplete(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 3);
-  auto& pagers = StateOf(info.Env()).pagers;
-  auto it = pagers.find(static_cast<uint32_t>(IntArg(info, 0)));
-  if (it == pagers.end() || it->second->closed) return Napi::Number::New(info.Env(), ESTALE);
+  PagerSlot* slot = OpenSlotOrNull(info);
+  if (!slot) return Napi::Number::New(info.Env(), ESTALE);
   uint64_t request = UintArg(info, 1);
   uint8_t* data = nullptr;
   size_t length = 0;
   bool fail = info[2].IsNull() || info[2].IsUndefined();
   if (!fail && !BytesOf(info[2], &data, &length)) throw Napi::TypeError::New(info.Env(), "native: page data must be bytes");
-  return Napi::Number::New(info.Env(), it->second->shared->Complete(request, data, length, fail));
+  return Napi::Number::New(info.Env(), slot->shared->Complete(request, data, length, fail));
 }
 
 // pagerPrefetch(id, start, end) -> prefetch id

@@ -33,6 +33,7 @@
 
 #include "../args.h"
 #include "../errors.h"
+#include "detached_job.h"
 #include "fork_child.h"
 #include "longterm_pin.h"
 #include "fork_sigbus_steps.h"
@@ -73,7 +74,7 @@ struct Report {
   uint32_t values[];
 };
 
-struct ForkJob {
+struct ForkJob : DetachedJob {
   std::vector<double> steps;
   size_t capacity = 0;  // values the report area holds
   int exitCode = 0;
@@ -83,16 +84,15 @@ struct ForkJob {
   // Written by the waiter before it reports.
   int status = 0;
   int waitError = 0;
-  // Lifetime guard shared with the environment's cleanup hook.
-  std::mutex mutex;
-  bool environmentGone = false;
-  bool reaped = false;  // after this, pid may name another process: never signal it
-  Napi::ThreadSafeFunction tsfn;
-  void* hookArg = nullptr;
-  Napi::Promise::Deferred deferred;
-  explicit ForkJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  ~ForkJob() {
+  bool reaped = false;  // under mutex; after this, pid may name another process: never signal it
+  using DetachedJob::DetachedJob;
+  ~ForkJob() override {
     if (report) munmap(report, reportBytes);
+  }
+  // Nobody will wait for the child any more; one blocked in a fault would
+  // otherwise stay behind. SIGKILL also ends a wait in handle_userfault.
+  void OnEnvironmentGone() override {
+    if (!reaped) kill(pid, SIGKILL);
   }
 };
 
@@ -231,18 +231,6 @@ void ResetToDefault(int sig) {
 
 // ---- the parent ------------------------------------------------------------
 
-void EnvironmentGone(void* arg) {
-  auto* holder = static_cast<std::shared_ptr<ForkJob>*>(arg);
-  {
-    std::lock_guard<std::mutex> lock((*holder)->mutex);
-    (*holder)->environmentGone = true;
-    // Nobody will wait for it any more; a child blocked in a fault would
-    // otherwise stay behind. SIGKILL also ends a wait in handle_userfault.
-    if (!(*holder)->reaped) kill((*holder)->pid, SIGKILL);
-  }
-  delete holder;
-}
-
 Napi::Object ResultOf(Napi::Env env, ForkJob& job) {
   Napi::Object result = Napi::Object::New(env);
   const int status = job.status;
@@ -261,25 +249,6 @@ Napi::Object ResultOf(Napi::Env env, ForkJob& job) {
   result.Set("failedStep", Napi::Number::New(env, report.failedStep));
   result.Set("error", Napi::Number::New(env, report.error));
   return result;
-}
-
-void Settle(Napi::Env env, const std::shared_ptr<ForkJob>& job) {
-  {
-    // The cleanup hook ran already and freed its holder.
-    std::lock_guard<std::mutex> lock(job->mutex);
-    if (job->environmentGone) return;
-  }
-  napi_remove_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
-  delete static_cast<std::shared_ptr<ForkJob>*>(job->hookArg);
-  try {
-    if (job->waitError) {
-      job->deferred.Reject(ErrnoError(env, job->waitError, "waitid").Value());
-    } else {
-      job->deferred.Resolve(ResultOf(env, *job));
-    }
-  } catch (const Napi::Error&) {
-    // The environment is shutting down; nobody is waiting any more.
-  }
 }
 
 void Wait(std::shared_ptr<ForkJob> job) {
@@ -303,9 +272,13 @@ void Wait(std::shared_ptr<ForkJob> job) {
   job->status = status;
   job->waitError = waitError;
   job->reaped = true;
-  if (job->environmentGone) return;
-  job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) { Settle(env, job); });
-  job->tsfn.Release();
+  SettleJob(job, [job](Napi::Env env) {
+    if (job->waitError) {
+      job->deferred.Reject(ErrnoError(env, job->waitError, "waitid").Value());
+    } else {
+      job->deferred.Resolve(ResultOf(env, *job));
+    }
+  });
 }
 
 // forkChild(steps: Float64Array, capacity, exitCode) -> [pid, Promise, kill]
@@ -329,8 +302,7 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
   job->report = static_cast<Report*>(report);
   job->report->failedStep = -1;
 
-  job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                            "userfaultfd:fork-child", 0, 1);
+  CreateJobTsfn(env, *job, "userfaultfd:fork-child");
 
   // Everything the child touches exists now; from here to _exit it
   // allocates nothing.
@@ -348,9 +320,7 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
   }
   job->pid = static_cast<pid_t>(pid);
 
-  // After the TSFN, so it runs before the runtime finalizes it.
-  job->hookArg = new std::shared_ptr<ForkJob>(job);
-  napi_add_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
+  GuardJob(env, job);
   std::thread(Wait, job).detach();
 
   // kill(signal) -> whether it was sent: never once the child was reaped.

@@ -11,8 +11,8 @@
 //
 // Like touch_threads.cc, the thread is detached, pins the regions it
 // touches, and reports through a TSFN guarded by a flag that the
-// environment's cleanup hook sets (which also wakes a thread waiting for a
-// resume, so it ends).
+// environment's cleanup hook sets (detached_job.h; the hook also wakes a
+// thread waiting for a resume, so it ends).
 #include "sigbus_touch.h"
 
 #include <sys/syscall.h>
@@ -27,6 +27,7 @@
 
 #include "../args.h"
 #include "../memory/region_table.h"
+#include "detached_job.h"
 #include "sigbus_catch.h"
 
 namespace uffd {
@@ -38,7 +39,7 @@ enum TouchFlags : uint32_t {
   kRetry = 4,      // after a signal, wait for resume() and access the page again
 };
 
-struct SigbusTouchJob {
+struct SigbusTouchJob : DetachedJob {
   uintptr_t address = 0;
   size_t length = 0;
   size_t stride = 0;
@@ -51,28 +52,13 @@ struct SigbusTouchJob {
   std::vector<double> faultAddresses;
   std::vector<uint8_t> completed;
   bool aborted = false;
-  // Shared with the JS thread and the cleanup hook, under `mutex`.
-  std::mutex mutex;
-  std::condition_variable resumed;
-  bool environmentGone = false;
+  // Shared with the JS thread, under `mutex`; a resume() or the environment
+  // going notifies `wake`.
   bool waiting = false;  // posted a signal, waits for resume()
   bool abort = false;
-  Napi::ThreadSafeFunction tsfn;
-  void* hookArg = nullptr;
-  Napi::Promise::Deferred deferred;
   RegionPins pins;
-  explicit SigbusTouchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  using DetachedJob::DetachedJob;
 };
-
-void EnvironmentGone(void* arg) {
-  auto* holder = static_cast<std::shared_ptr<SigbusTouchJob>*>(arg);
-  {
-    std::lock_guard<std::mutex> lock((*holder)->mutex);
-    (*holder)->environmentGone = true;
-  }
-  (*holder)->resumed.notify_all();
-  delete holder;
-}
 
 // Posts the signal on page `index` to JavaScript and waits for resume().
 // False if the touch must stop (aborted, or the environment is going away).
@@ -92,7 +78,7 @@ bool AwaitResume(const std::shared_ptr<SigbusTouchJob>& job, size_t index, const
     }
   });
   if (status != napi_ok) return false;  // napi_closing: the environment is ending
-  job->resumed.wait(lock, [&] { return job->environmentGone || !job->waiting; });
+  job->wake.wait(lock, [&] { return job->environmentGone || !job->waiting; });
   return !job->environmentGone && !job->abort;
 }
 
@@ -153,40 +139,28 @@ void Touch(std::shared_ptr<SigbusTouchJob> job) {
   UnpinRegions(job->pins);
   std::lock_guard<std::mutex> lock(job->mutex);
   job->aborted = job->abort;
-  if (job->environmentGone) return;
-  job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) {
-    if (env == nullptr) return;
-    // As in touch_threads.cc: wait until Touch() has released the TSFN
-    // before the cleanup hook that guards it is removed.
-    { std::lock_guard<std::mutex> released(job->mutex); }
-    napi_remove_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
-    delete static_cast<std::shared_ptr<SigbusTouchJob>*>(job->hookArg);
-    try {
-      auto u32 = [&](const std::vector<uint32_t>& v) {
-        auto a = Napi::Uint32Array::New(env, v.size());
-        if (!v.empty()) memcpy(a.Data(), v.data(), v.size() * sizeof(uint32_t));
-        return a;
-      };
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("tid", Napi::Number::New(env, job->tid));
-      result.Set("values", u32(job->values));
-      result.Set("readSignals", u32(job->readSignals));
-      result.Set("writeSignals", u32(job->writeSignals));
-      result.Set("codes", u32(job->codes));
-      result.Set("nonzeroWords", u32(job->nonzeroWords));
-      auto addresses = Napi::Float64Array::New(env, job->pages);
-      if (job->pages) memcpy(addresses.Data(), job->faultAddresses.data(), job->pages * sizeof(double));
-      result.Set("faultAddresses", addresses);
-      auto completed = Napi::Uint8Array::New(env, job->pages);
-      if (job->pages) memcpy(completed.Data(), job->completed.data(), job->pages);
-      result.Set("completed", completed);
-      result.Set("aborted", Napi::Boolean::New(env, job->aborted));
-      job->deferred.Resolve(result);
-    } catch (const Napi::Error&) {
-      // The environment is shutting down; nobody is waiting any more.
-    }
+  SettleJob(job, [job](Napi::Env env) {
+    auto u32 = [&](const std::vector<uint32_t>& v) {
+      auto a = Napi::Uint32Array::New(env, v.size());
+      if (!v.empty()) memcpy(a.Data(), v.data(), v.size() * sizeof(uint32_t));
+      return a;
+    };
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("tid", Napi::Number::New(env, job->tid));
+    result.Set("values", u32(job->values));
+    result.Set("readSignals", u32(job->readSignals));
+    result.Set("writeSignals", u32(job->writeSignals));
+    result.Set("codes", u32(job->codes));
+    result.Set("nonzeroWords", u32(job->nonzeroWords));
+    auto addresses = Napi::Float64Array::New(env, job->pages);
+    if (job->pages) memcpy(addresses.Data(), job->faultAddresses.data(), job->pages * sizeof(double));
+    result.Set("faultAddresses", addresses);
+    auto completed = Napi::Uint8Array::New(env, job->pages);
+    if (job->pages) memcpy(completed.Data(), job->completed.data(), job->pages);
+    result.Set("completed", completed);
+    result.Set("aborted", Napi::Boolean::New(env, job->aborted));
+    job->deferred.Resolve(result);
   });
-  job->tsfn.Release();
 }
 
 // sigbusTouch(address, length, stride, flags, maxSignals, onSignal, ref)
@@ -213,11 +187,9 @@ Napi::Value SigbusTouch(const Napi::CallbackInfo& info) {
   job->completed.assign(job->pages, 0);
 
   EnsureSigbusHandler();
-  job->tsfn = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "userfaultfd:sigbus-touch", 0, 1);
+  CreateJobTsfn(env, *job, "userfaultfd:sigbus-touch", info[5].As<Napi::Function>());
   if (!info[6].ToBoolean()) job->tsfn.Unref(env);
-  // After the TSFN, so it runs before the runtime finalizes it.
-  job->hookArg = new std::shared_ptr<SigbusTouchJob>(job);
-  napi_add_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
+  GuardJob(env, job);
   job->pins = PinRegions(job->address, job->length);
 
   auto resume = Napi::Function::New(env, [job](const Napi::CallbackInfo& ri) {
@@ -226,7 +198,7 @@ Napi::Value SigbusTouch(const Napi::CallbackInfo& info) {
       if (ri.Length() > 0 && ri[0].ToBoolean()) job->abort = true;
       job->waiting = false;
     }
-    job->resumed.notify_all();
+    job->wake.notify_all();
   }, "resume");
 
   std::thread(Touch, job).detach();

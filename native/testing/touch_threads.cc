@@ -22,12 +22,13 @@
 
 #include "../args.h"
 #include "../memory/region_table.h"
+#include "detached_job.h"
 #include "touch_threads.h"
 
 namespace uffd {
 namespace {
 
-struct TouchJob {
+struct TouchJob : DetachedJob {
   uintptr_t address;
   size_t length;
   size_t stride;
@@ -36,24 +37,9 @@ struct TouchJob {
   // Results, written by the thread before it reports.
   pid_t tid = 0;
   std::vector<uint32_t> seen;
-  // Lifetime guard shared with the environment's cleanup hook.
-  std::mutex mutex;
-  bool environmentGone = false;
-  Napi::ThreadSafeFunction tsfn;
-  void* hookArg = nullptr;  // the cleanup hook's argument, removed on completion
-  Napi::Promise::Deferred deferred;
   RegionPins pins;  // taken on the JS thread, dropped by the toucher
-  explicit TouchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  using DetachedJob::DetachedJob;
 };
-
-void EnvironmentGone(void* arg) {
-  auto* holder = static_cast<std::shared_ptr<TouchJob>*>(arg);
-  {
-    std::lock_guard<std::mutex> lock((*holder)->mutex);
-    (*holder)->environmentGone = true;
-  }
-  delete holder;
-}
 
 void Touch(std::shared_ptr<TouchJob> job) {
   job->tid = static_cast<pid_t>(syscall(SYS_gettid));
@@ -74,26 +60,14 @@ void Touch(std::shared_ptr<TouchJob> job) {
   // Done with the memory: an unmap waiting for this thread may go ahead.
   UnpinRegions(job->pins);
   std::lock_guard<std::mutex> lock(job->mutex);
-  if (job->environmentGone) return;
-  job->tsfn.NonBlockingCall([job](Napi::Env env, Napi::Function) {
-    // Runs on the JS thread: the job's cleanup hook is still registered.
-    // Wait until Touch() has released the TSFN: once the hook is removed,
-    // nothing would stop a teardown from finalizing it under Release().
-    { std::lock_guard<std::mutex> released(job->mutex); }
-    napi_remove_env_cleanup_hook(env, EnvironmentGone, job->hookArg);
-    delete static_cast<std::shared_ptr<TouchJob>*>(job->hookArg);
-    try {
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("tid", Napi::Number::New(env, job->tid));
-      auto values = Napi::Uint32Array::New(env, job->seen.size());
-      if (!job->seen.empty()) memcpy(values.Data(), job->seen.data(), job->seen.size() * sizeof(uint32_t));
-      result.Set("values", values);
-      job->deferred.Resolve(result);
-    } catch (const Napi::Error&) {
-      // The environment is shutting down; nobody is waiting any more.
-    }
+  SettleJob(job, [job](Napi::Env env) {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("tid", Napi::Number::New(env, job->tid));
+    auto values = Napi::Uint32Array::New(env, job->seen.size());
+    if (!job->seen.empty()) memcpy(values.Data(), job->seen.data(), job->seen.size() * sizeof(uint32_t));
+    result.Set("values", values);
+    job->deferred.Resolve(result);
   });
-  job->tsfn.Release();
 }
 
 // touch(address, length, stride, write, value, ref) -> Promise<{tid, values}>.
@@ -108,15 +82,12 @@ Napi::Value TouchRange(const Napi::CallbackInfo& info) {
   job->write = info[3].ToBoolean();
   job->value = static_cast<uint32_t>(IntArg(info, 4));
   if (job->stride < sizeof(uint32_t)) throw Napi::RangeError::New(info.Env(), "native: stride too small");
-  job->tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
-                                            "userfaultfd:touch", 0, 1);
+  CreateJobTsfn(info.Env(), *job, "userfaultfd:touch");
   // Unreferenced, a toucher blocked in a fault nobody will resolve does not
   // hold the process open: the loop ends, 'exit' closes the userfaultfd,
   // and that wakes the thread.
   if (!info[5].ToBoolean()) job->tsfn.Unref(info.Env());
-  // After the TSFN, so it runs before the runtime finalizes it.
-  job->hookArg = new std::shared_ptr<TouchJob>(job);
-  napi_add_env_cleanup_hook(info.Env(), EnvironmentGone, job->hookArg);
+  GuardJob(info.Env(), job);
   job->pins = PinRegions(job->address, job->length);
   std::thread(Touch, job).detach();
   return job->deferred.Promise();

@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { expect } from 'vitest';
 
 export const root = resolve(__dirname, '..', '..');
 export const fixtures = join(root, 'test', 'fixtures');
@@ -148,4 +149,11 @@ export function jsonLines(out: string | ChildResult): Record<string, unknown>[] 
 /** What an abort looks like: SIGABRT, or the C++ runtime's message on its way there. */
 export function looksLikeAbort(r: ChildResult): boolean {
   return r.signal === 'SIGABRT' || /terminate called|Assertion failed|FATAL ERROR|Aborted/.test(r.stderr);
+}
+
+/** Asserts the child ended by itself with exit code 0: not killed on timeout, no abort, no signal. */
+export function expectCleanExit(r: ChildResult): void {
+  expect(r.timedOut, describeChild(r)).toBe(false);
+  expect(looksLikeAbort(r), describeChild(r)).toBe(false);
+  expect([r.code, r.signal], describeChild(r)).toEqual([0, null]);
 }

@@ -18,14 +18,15 @@ export interface Touch {
   readonly settled: boolean;
 }
 
-/** A loop that resolves every page fault with `resolve` and records them. */
-export interface Pager {
+/** A loop that resolves every page fault with `resolve` and records them (FaultHarness.serve()). */
+export interface FaultLoop {
   readonly faults: PageFaultEvent[];
   /** Ends the loop; rejects with the first error `resolve` threw. */
   stop(): Promise<void>;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** `promise`, or a rejection saying `${what} within ${ms} ms` once `ms` have passed. */
+export function withTimeout<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
@@ -63,13 +64,13 @@ export class FaultHarness {
 
   /** Awaits a touch, failing (instead of hanging) if its thread stays blocked. */
   finished(touch: Touch): Promise<TouchResult> {
-    return withTimeout(touch.promise, WAIT_MS, 'the touching thread did not finish');
+    return withTimeout(touch.promise, 'the touching thread did not finish');
   }
 
   /** The next event of this harness's own iterator. */
   async nextEvent(): Promise<UffdEvent> {
     this.#events ??= this.uffd.events();
-    const r = await withTimeout(this.#events.next(), WAIT_MS, 'no userfaultfd event');
+    const r = await withTimeout(this.#events.next(), 'no userfaultfd event');
     if (r.done) throw new Error('the event iterator ended');
     return r.value;
   }
@@ -81,7 +82,7 @@ export class FaultHarness {
   }
 
   /** Resolves every fault with `resolve` from a separate iterator, recording them. */
-  serve(resolve: (fault: PageFaultEvent) => void): Pager {
+  serve(resolve: (fault: PageFaultEvent) => void): FaultLoop {
     const events = this.uffd.events();
     const faults: PageFaultEvent[] = [];
     const loop = (async () => {
@@ -130,8 +131,8 @@ export function wchan(tid: number): string {
   }
 }
 
-/** The scheduler state letter of thread `tid` ('S' while it sleeps), or '' if it is gone. */
-function threadState(tid: number): string {
+/** The scheduler state letter of thread `tid` of this process ('S' while it sleeps, 'D' uninterruptible), or '' if it is gone. */
+export function threadState(tid: number): string {
   try {
     const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);

@@ -24,7 +24,7 @@ export function snapshotFile(data: Buffer): { path: string; remove(): void } {
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A pager on the harness's uffd, closed before the harness tears down. */
+/** A pager on the harness's uffd; the harness's teardown (uffd.close()) closes it too. */
 export function pagerFor(h: FaultHarness, options?: PagerOptions): Pager {
   return Pager.create(h.uffd, options);
 }

@@ -15,7 +15,7 @@ import { expect } from 'vitest';
 import { Userfaultfd, type RegisterMode } from '../../lib';
 import { forkChild, type ForkedChild } from '../../lib/testing';
 import type { ParityMemory } from './areas';
-import { caseSetup, expectEach, monitorUntil, pattern, patternAreas, releaseAdvice } from './support-c';
+import { caseSetup, expectEach, monitorUntil, pattern, patternAreas, releaseAdvice } from './sigbus-events-common';
 
 export async function eventsCase(memory: ParityMemory, wp: boolean, skip: (reason: string) => void): Promise<void> {
   const modes: RegisterMode[] = wp ? ['missing', 'wp'] : ['missing'];

@@ -12,7 +12,7 @@ import { expect } from 'vitest';
 import { HUGE_2M, Mapping, type MemoryFile } from '../../lib/index';
 import { AREA_SIZE } from './areas';
 import { expectMemoryContents, minorCase } from './minor-common';
-import { parityCase, smapsField } from './support-a';
+import { parityCase, smapsField } from './parity-case';
 
 /** A mapping of [offset, offset + length) of the areas' file at a 2 MiB-aligned address. */
 function alignedAlias(file: MemoryFile, offset: number, length: number): Mapping {

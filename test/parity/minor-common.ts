@@ -10,7 +10,7 @@
 import { expect } from 'vitest';
 import { readPagemap } from '../../lib/index';
 import type { Mapping } from '../../lib/index';
-import { serveFaults, type CaseContext } from './support-a';
+import { serveFaults, type CaseContext } from './parity-case';
 
 export interface MinorOptions {
   /** Register MINOR | WP and continue write-protected (minor-wp). */

@@ -4,7 +4,7 @@
 // also check that every page ends up mapped write-protected (PM_UFFD_WP).
 import { minorCase } from './minor-common';
 import { modeFeatures } from './areas';
-import { parityCase } from './support-a';
+import { parityCase } from './parity-case';
 
 for (const memory of ['shmem', 'hugetlb'] as const) {
   const features = [...modeFeatures(memory, ['minor', 'wp']), 'WP_UNPOPULATED' as const];

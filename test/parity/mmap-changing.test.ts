@@ -12,7 +12,7 @@
 // the guard refuses all the same.
 import { expect } from 'vitest';
 import { madviseInThread } from '../../lib/testing/index';
-import { parityCase, threadState, untilThreadState } from './support-a';
+import { parityCase, threadState, untilThreadState } from './parity-case';
 
 const EAGAIN_RESULT = { bytes: 0, status: 'EAGAIN' };
 

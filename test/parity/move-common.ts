@@ -10,7 +10,7 @@
 import { expect } from 'vitest';
 import { PAGE_SIZE } from '../../lib/index';
 import type { Advice } from '../../lib/index';
-import { serveFaults, type CaseContext } from './support-a';
+import { serveFaults, type CaseContext } from './parity-case';
 
 /** First word of every 32-bit word of src page i (the kernel uses a counter of 1 per page). */
 const SEED = 0x5eed0000;

@@ -3,7 +3,7 @@
 // the source PMD).
 import { HUGE_2M } from '../../lib/index';
 import { moveCase } from './move-common';
-import { parityCase } from './support-a';
+import { parityCase } from './parity-case';
 
 parityCase('move-pmd-split', 'anon', { features: ['MOVE'], modes: ['missing'] }, (c) =>
   moveCase(c, { chunk: HUGE_2M, srcAdvice: 'HUGEPAGE', dstAdvice: 'NOHUGEPAGE' }),

@@ -3,7 +3,7 @@
 // a huge page); one fault per aligned 2 MiB chunk.
 import { HUGE_2M } from '../../lib/index';
 import { moveCase } from './move-common';
-import { parityCase } from './support-a';
+import { parityCase } from './parity-case';
 
 parityCase('move-pmd', 'anon', { features: ['MOVE'], modes: ['missing'] }, (c) =>
   moveCase(c, { chunk: HUGE_2M, srcAdvice: 'HUGEPAGE', dstAdvice: 'HUGEPAGE' }),

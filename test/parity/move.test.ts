@@ -3,6 +3,6 @@
 // so the handler gets them in batches.
 import { PAGE_SIZE } from '../../lib/index';
 import { moveCase } from './move-common';
-import { parityCase } from './support-a';
+import { parityCase } from './parity-case';
 
 parityCase('move', 'anon', { features: ['MOVE'], modes: ['missing'] }, (c) => moveCase(c, { chunk: PAGE_SIZE, srcAdvice: 'NOHUGEPAGE' }));

@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { Userfaultfd } from '../../lib';
 import { SIGBUS_CODES, touchCatchingSigbus } from '../../lib/testing';
 import { allocateAreas, caseName, PARITY_MEMORY } from './areas';
-import { caseSetup, expectEach, monitorUntil } from './support-c';
+import { caseSetup, expectEach, monitorUntil } from './sigbus-events-common';
 
 /** UFFD_POISON_TEST_NPAGES: covers odd and even pages with the fewest MCE messages in the kernel log. */
 const POISON_PAGES = 4;

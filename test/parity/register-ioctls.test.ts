@@ -13,7 +13,7 @@ import type { Feature, RegisterMode } from '../../lib/index';
 import { UFFD_API, rawUffd } from '../../lib/testing/index';
 import { FEATURE_BITS } from '../../lib/index';
 import { PARITY_MEMORY } from './areas';
-import { parityCase } from './support-a';
+import { parityCase } from './parity-case';
 
 const { EINVAL } = constants.errno;
 const REQUIRED: Feature[] = ['MISSING_HUGETLBFS', 'MISSING_SHMEM', 'PAGEFAULT_FLAG_WP', 'WP_HUGETLBFS_SHMEM', 'MINOR_HUGETLBFS', 'MINOR_SHMEM'];

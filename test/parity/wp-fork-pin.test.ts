@@ -27,7 +27,7 @@ import { expect } from 'vitest';
 import type { PagemapEntry } from '../../lib/index';
 import { longtermPin } from '../../lib/testing/index';
 import { PARITY_MEMORY } from './areas';
-import { childEntries, describeEntry, wpForkCase, type WpForkContext } from './support-b';
+import { childEntries, describeEntry, wpForkCase, type WpForkContext } from './wp-fork-common';
 
 /** Whether `child` is its own page frame, not the parent's (undefined when pagemap hides frame numbers: no CAP_SYS_ADMIN). */
 function ownFrame(parent: PagemapEntry, child: PagemapEntry): boolean | undefined {

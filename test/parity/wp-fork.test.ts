@@ -16,7 +16,7 @@
 import { expect } from 'vitest';
 import type { PagemapEntry } from '../../lib/index';
 import { PARITY_MEMORY } from './areas';
-import { childEntries, describeEntry, wpForkCase, type WpForkContext } from './support-b';
+import { childEntries, describeEntry, wpForkCase, type WpForkContext } from './wp-fork-common';
 
 /** Forks a child that reads its entry of the page: the bit only with EVENT_FORK, and then in the parent's state (`parent`). */
 async function childSeesBit(c: WpForkContext, withEvent: boolean, what: string, parent: PagemapEntry): Promise<void> {

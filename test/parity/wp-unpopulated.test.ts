@@ -8,7 +8,7 @@
 // and the handler below fails the case at once instead of resolving it.
 import { expect } from 'vitest';
 import { readPagemap } from '../../lib/index';
-import { parityCase, serveFaults } from './support-a';
+import { parityCase, serveFaults } from './parity-case';
 
 parityCase('wp-unpopulated', 'anon', { features: ['PAGEFAULT_FLAG_WP', 'WP_UNPOPULATED'], modes: ['wp'] }, async ({ areas, uffd, touch }) => {
   const { dst, pageSize } = areas;

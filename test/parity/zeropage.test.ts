@@ -12,7 +12,7 @@
 import { constants } from 'node:os';
 import { expect } from 'vitest';
 import { PARITY_MEMORY } from './areas';
-import { parityCase } from './support-a';
+import { parityCase } from './parity-case';
 
 const { EINVAL } = constants.errno;
 

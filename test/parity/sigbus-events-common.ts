@@ -1,4 +1,5 @@
-// Helpers of the sigbus, events and poison parity cases: the per-page
+// Shared by the sigbus, events and poison parity cases (which set up their
+// own uffd and children, see sigbus-case.ts): the per-page
 // pattern of the src area, the kernel test's release_pages(), a monitor
 // loop that runs until a child or a touch is done, and compact checks of
 // per-page arrays (one expect per array, naming the first bad pages).

@@ -1,5 +1,6 @@
-// Shared by the parity cases of this part (wp-fork, wp-fork-with-event,
-// wp-fork-pin, wp-fork-pin-with-event): one vitest test per kernel case,
+// wpForkCase(), the declaration of the wp-fork family of parity cases
+// (wp-fork, wp-fork-with-event, wp-fork-pin, wp-fork-pin-with-event; the
+// others use parity-case.ts): one vitest test per kernel case,
 // skipped with the precise reason when it cannot run, with the areas, the
 // uffd, the forked children and the pins always torn down in a safe order
 // (kill the children, close the uffds, which wakes any thread still blocked
@@ -12,18 +13,10 @@ import { test } from 'vitest';
 import { probeSupport, readPagemap, Userfaultfd } from '../../lib/index';
 import type { EventIterator, Feature, PagemapEntry, UffdEvent } from '../../lib/index';
 import { forkChild, probeLongtermPin, touchPages, type ForkedChild, type ForkStep, type LongtermPin } from '../../lib/testing/index';
+import { withTimeout } from '../helpers/harness';
 import { allocateAreas, caseName, modeFeatures, skipReason, type Areas, type ParityMemory } from './areas';
+import { WAIT_MS } from './parity-case';
 
-/** How long a case waits for a thread, a child or an event before it fails instead of hanging. */
-export const WAIT_MS = 20_000;
-
-export function withTimeout<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 let capSysPtrace: boolean | undefined;
 /** UFFDIO_API refuses EVENT_FORK without CAP_SYS_PTRACE (EPERM). */
@@ -91,7 +84,7 @@ export function wpForkCase(kernelTest: string, memory: ParityMemory, options: Wp
       const events = uffd.events();
       const page = areas.dst.address;
       const nextEvent = async (it: EventIterator<UffdEvent>, what: string): Promise<UffdEvent> => {
-        const r = await withTimeout(it.next(), `no ${what} event arrived`);
+        const r = await withTimeout(it.next(), `no ${what} event arrived`, WAIT_MS);
         if (r.done) throw new Error(`the event iterator ended before the ${what} event`);
         return r.value;
       };
@@ -104,7 +97,7 @@ export function wpForkCase(kernelTest: string, memory: ParityMemory, options: Wp
         async write(value) {
           const p = touchPages(page, 4, { write: true, value });
           touching.push(p);
-          const r = await withTimeout(p, `the thread writing ${value} to the page did not finish`);
+          const r = await withTimeout(p, `the thread writing ${value} to the page did not finish`, WAIT_MS);
           return r.values[0];
         },
         entry: () => readPagemap(page, 4096)[0],
@@ -146,7 +139,7 @@ export function wpForkCase(kernelTest: string, memory: ParityMemory, options: Wp
 
 /** What a forked child reported: exit 0, no failed step, and its pagemap entries. */
 export async function childEntries(child: ForkedChild, what: string): Promise<readonly PagemapEntry[]> {
-  const r = await withTimeout(child.exited, `the child (${what}) did not exit`);
+  const r = await withTimeout(child.exited, `the child (${what}) did not exit`, WAIT_MS);
   if (r.failedStep) throw r.failedStep.error;
   if (r.exitCode !== 0) throw new Error(`the child (${what}) ended with ${r.signal ?? `exit code ${r.exitCode}`}`);
   return r.pagemap ?? [];

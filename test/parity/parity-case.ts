@@ -1,5 +1,6 @@
-// Shared by the parity cases of this part (register-ioctls, zeropage, move*,
-// wp-unpopulated, minor*, mmap-changing): one vitest test per kernel case,
+// parityCase(), the declaration of most parity cases (register-ioctls,
+// zeropage, move*, wp-unpopulated, minor*, mmap-changing; the wp-fork family
+// has its own in wp-fork-common.ts): one vitest test per kernel case,
 // skipped with the doctor's reason when it cannot run, with the areas and a
 // uffd set up and always torn down in the safe order (close the uffd, which
 // wakes any thread still blocked in one of its faults; wait for the touching
@@ -13,9 +14,12 @@ import { test } from 'vitest';
 import { Userfaultfd } from '../../lib/index';
 import type { Feature, PageFaultEvent, RegisterMode } from '../../lib/index';
 import { touchPages, type TouchOptions } from '../../lib/testing/index';
+import { threadState, withTimeout } from '../helpers/harness';
 import { allocateAreas, caseName, skipReason, type Areas, type ParityMemory } from './areas';
 
-/** How long a case waits for threads or events before it fails instead of hanging. */
+export { threadState };
+
+/** How long a parity case waits for a thread, a child or an event before it fails instead of hanging. */
 export const WAIT_MS = 20_000;
 
 export interface CaseContext {
@@ -42,14 +46,6 @@ export interface CaseOptions {
   areaSize?: number;
 }
 
-function withTimeout<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Declares the vitest test `<kernel test> <memory>`. */
 export function parityCase(kernelTest: string, memory: ParityMemory, options: CaseOptions, body: (c: CaseContext) => Promise<void>): void {
   test(caseName(kernelTest, memory), async (ctx) => {
@@ -66,7 +62,7 @@ export function parityCase(kernelTest: string, memory: ParityMemory, options: Ca
       const touch = (address: number, length: number, opts?: TouchOptions): Promise<Uint32Array> => {
         const p = touchPages(address, length, opts);
         touching.push(p);
-        return withTimeout(p, `the thread touching 0x${address.toString(16)}+0x${length.toString(16)} did not finish`).then((r) => r.values);
+        return withTimeout(p, `the thread touching 0x${address.toString(16)}+0x${length.toString(16)} did not finish`, WAIT_MS).then((r) => r.values);
       };
       const touchSplit = async (address: number, length: number, pageSize: number, threads: number, opts?: TouchOptions): Promise<Uint32Array> => {
         const pages = length / pageSize;
@@ -139,16 +135,6 @@ export async function serveFaults(uffd: Userfaultfd, work: Promise<unknown>, han
 /** A page whose every byte is `byte`. */
 export function filledPage(byte: number, size: number): Buffer {
   return Buffer.alloc(size, byte & 0xff);
-}
-
-/** The scheduler state letter of thread `tid` of this process ('' if it is gone). */
-export function threadState(tid: number): string {
-  try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return '';
-  }
 }
 
 /** Waits until thread `tid` is in scheduler state `state` (e.g. 'D'), failing after WAIT_MS. */
