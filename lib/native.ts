@@ -20,7 +20,7 @@ export interface NativeAddon {
   closeFd(fd: number): void;
 
   // ioctls/range_ioctls.cc
-  copy(fd: number, dst: Address, src: ArrayBufferView | ArrayBuffer | Address, srcOffset: number, length: number, mode: number): IoctlReturn;
+  copy(fd: number, dst: Address, src: ArrayBufferView | ArrayBuffer | Address, srcOffset: number, length: number, mode: number, chunk?: number): IoctlReturn | [errno: number, field: number, doneBefore: number];
   zeropage(fd: number, start: Address, length: number, mode: number): IoctlReturn;
   continue(fd: number, start: Address, length: number, mode: number): IoctlReturn;
   writeprotect(fd: number, start: Address, length: number, mode: number): IoctlReturn;
@@ -47,8 +47,13 @@ export interface NativeAddon {
   // memory/guest_memfd.cc
   guestMemfdCreate(size: number, flags: number): number;
 
+  // memory/pagemap_scan.cc: vec holds 24-byte page_region records
+  pagemapScan(pagemapFd: number, start: Address, end: Address, flags: number, inverted: number, mask: number, anyof: number, returnMask: number, maxPages: number, vec: ArrayBuffer): [regions: number, walkEnd: Address];
+
   // faults/fault_reader.cc
-  readerStart(fd: number, onReadable: () => void): number;
+  readerStart(fd: number, onReadable: () => void, loop?: boolean, onPoll?: () => void): number;
+  readerDrainInto(id: number, buffer: ArrayBuffer): number;
+  readerPoll(id: number, active: boolean): void;
   readerDrain(id: number, max: number): ArrayBuffer;
   readerStop(id: number): void;
   readerRef(id: number, ref: boolean): void;
@@ -74,6 +79,8 @@ export interface NativeAddon {
   // testing/touch_threads.cc, testing/thread_id.cc
   threadId(): number;
   touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean): Promise<{ tid: number; values: Uint32Array }>;
+  touch(address: Address, length: number, stride: number, write: boolean, value: number, ref: boolean, cpu: number, timed: true): Promise<{ tid: number; values: Uint32Array; latencies: Float64Array; start: number; end: number }>;
+  pinThread(cpu: number): void;
 
   // testing/madvise_thread.cc: the thread's id, and its errno (0) once madvise() returned
   madviseThread(address: Address, length: number, advice: number, ref: boolean): [tid: number, done: Promise<number>];

@@ -10,6 +10,7 @@
 #include "ioctls/range_ioctls.h"
 #include "memory/guest_memfd.h"
 #include "memory/memory_syscalls.h"
+#include "memory/pagemap_scan.h"
 #include "memory/region_table.h"
 #include "pager/pager_core.h"
 #include "testing/stress_pages.h"
@@ -59,6 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMemorySyscalls(env, exports);
   InitRegionTable(env, exports);
   InitGuestMemfd(env, exports);
+  InitPagemapScan(env, exports);
   InitFaultReader(env, exports);
   InitTouchThreads(env, exports);
   InitThreadId(env, exports);

@@ -25,6 +25,13 @@ export interface CopyOptions extends WakeOption {
   /** Bytes of `src` to copy, from srcOffset. Default: all of it. */
   length?: number;
   srcOffset?: number;
+  /**
+   * Bulk population: copy in chunks of this many bytes (a multiple of the
+   * page size), one UFFDIO_COPY each, in a native loop. Stops at the first
+   * chunk that is not complete: `bytes` counts everything done before, and
+   * `status` is that chunk's. Default: one ioctl for the whole length.
+   */
+  chunkSize?: number;
 }
 export interface ContinueOptions extends WakeOption {
   /** Map the page write-protected (UFFDIO_CONTINUE_MODE_WP). */
@@ -87,6 +94,21 @@ function run(ret: IoctlReturn, ioctl: string, address: number, length: number, f
   return decodeOutcome(ret, `ioctl(UFFDIO_${ioctl})`, address, length, fieldless);
 }
 
+function chunkOf(opts: CopyOptions, pageSize: number): number {
+  if (opts.chunkSize === undefined) return 0;
+  const chunk = checkInteger('options.chunkSize', opts.chunkSize, pageSize);
+  checkAligned('options.chunkSize', chunk, pageSize);
+  return chunk;
+}
+
+/** A chunked copy's outcome: the failing chunk decoded as usual, plus the chunks before it. */
+function runChunked(ret: ReturnType<typeof native.copy>, address: number, length: number): IoctlResult {
+  if (typeof ret === 'number' || ret.length === 2) return run(ret as IoctlReturn, 'COPY', address, length);
+  const [errno, field, before] = ret as [number, number, number];
+  const r = decodeOutcome([errno, field], 'ioctl(UFFDIO_COPY)', address + before, length - before);
+  return { bytes: before + r.bytes, status: r.status };
+}
+
 function sourceLength(src: unknown): number {
   if (ArrayBuffer.isView(src) || src instanceof ArrayBuffer) return src.byteLength;
   throw new TypeError('src must be a Buffer, TypedArray, DataView or ArrayBuffer');
@@ -99,7 +121,8 @@ export function copy(t: IoctlTarget, dst: number, src: CopySource, options?: Cop
   const srcOffset = opts.srcOffset === undefined ? 0 : checkInteger('options.srcOffset', opts.srcOffset, 0, available);
   const length = opts.length === undefined ? available - srcOffset : checkInteger('options.length', opts.length, 1, available - srcOffset);
   const r = checkRange(t, dst, length, 'COPY', 'dst');
-  return run(native.copy(r.fd, r.address, src, srcOffset, r.length, modeBits(opts, COPY_MODES)), 'COPY', r.address, r.length);
+  const chunk = chunkOf(opts, r.reg.pageSize);
+  return runChunked(native.copy(r.fd, r.address, src, srcOffset, r.length, modeBits(opts, COPY_MODES), chunk), r.address, r.length);
 }
 
 /** UFFDIO_COPY from memory of this process (e.g. a Mapping's address). */
@@ -108,7 +131,8 @@ export function copyFromAddress(t: IoctlTarget, dst: number, srcAddress: number,
   t.fdFor('ioctl(UFFDIO_COPY)');
   const from = checkInteger('srcAddress', srcAddress, 1);
   const r = checkRange(t, dst, length, 'COPY', 'dst');
-  return run(native.copy(r.fd, r.address, from, 0, r.length, modeBits(opts, COPY_MODES)), 'COPY', r.address, r.length);
+  const chunk = chunkOf(opts, r.reg.pageSize);
+  return runChunked(native.copy(r.fd, r.address, from, 0, r.length, modeBits(opts, COPY_MODES), chunk), r.address, r.length);
 }
 
 export function zeropage(t: IoctlTarget, address: number, length: number, options?: WakeOption): IoctlResult {

@@ -68,6 +68,8 @@ export type { ReadSigbusStep, ReadWriteBackStep, ScanZeroStep, SigbusReadReport,
 export { runStress, stressHugetlbPagesNeeded, freeHugetlbPages2M, STRESS_MEMORY_TYPES } from './stress';
 export type { StressOptions, StressResult, BounceStats, StressMemory } from './stress';
 
+export { touchPagesTimed, pinThread } from './timed-touch';
+export type { TimedTouchOptions, TimedTouchResult } from './timed-touch';
 export { longtermPin, probeLongtermPin, MAX_LONGTERM_PIN_BYTES } from './longterm-pin';
 export type { LongtermPin, LongtermPinSupport } from './longterm-pin';
 export { rawUffd, RAW_UFFD_FLAGS, UFFD_API } from './raw-uffd';

@@ -3,14 +3,14 @@
 // EBADF after close, Symbol.asyncDispose).
 import { native } from '../native';
 import { closedError, withRange } from '../errors';
-import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf } from '../validate';
+import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { Mapping } from '../memory/mapping';
 import { PAGE_SIZE } from '../memory/constants';
 import * as ioctl from '../ioctls/range-ioctls';
 import type { IoctlResult } from '../ioctls/outcome';
-import { FaultDispatcher, type JsThreadFaultPolicy } from '../faults/fault-dispatcher';
+import { FaultDispatcher, type JsThreadFaultPolicy, type ReaderMode } from '../faults/fault-dispatcher';
 import type { EventIterator } from '../faults/event-iterator';
-import type { UffdEventOf } from '../faults/events';
+import type { PageFaultEvent, UffdEventOf } from '../faults/events';
 import {
   FEATURES,
   FEATURE_BITS,
@@ -50,6 +50,14 @@ export interface OpenOptions {
    * as an event with resolvedByReader = true, and a warning is emitted once.
    */
   jsThreadFaults?: JsThreadFaultPolicy;
+  /**
+   * Who reads the fd: 'loop' (default) polls it on this thread's event loop
+   * and resolves faults in the same tick, with a native watchdog thread for
+   * when this thread cannot read (it faulted itself, or is busy for more
+   * than a few ms); 'thread' has a native thread read every batch and hand
+   * it over (one more thread hop per fault). See docs/architecture.md.
+   */
+  reader?: ReaderMode;
 }
 
 export interface EventsOptions {
@@ -138,7 +146,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
   #foreign = false;
   #beforeClose = new Set<() => void>();
 
-  private constructor(fd: number, openedVia: 'device' | 'syscall' | 'fd', userModeOnly: boolean, n: Negotiated, policy: JsThreadFaultPolicy, registrations: RegistrationSet) {
+  private constructor(fd: number, openedVia: 'device' | 'syscall' | 'fd', userModeOnly: boolean, n: Negotiated, policy: JsThreadFaultPolicy, registrations: RegistrationSet, mode: ReaderMode) {
     this.#fd = fd;
     this.openedVia = openedVia;
     this.userModeOnly = userModeOnly;
@@ -149,13 +157,13 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     this.#policy = policy;
     this.#dispatcher = new FaultDispatcher<Userfaultfd>(fd, {
       adoptFork: (childFd) => {
-        const child = new Userfaultfd(childFd, openedVia, userModeOnly, n, policy, this.#registrations.clone());
+        const child = new Userfaultfd(childFd, openedVia, userModeOnly, n, policy, this.#registrations.clone(), mode);
         child.#foreign = this.#foreign;
         return child;
       },
       closeForked: (child) => child.close(),
       observe: (event) => this.#follow(event),
-    }, policy);
+    }, policy, mode);
     openHandles.add(this);
     installExitHook();
   }
@@ -172,6 +180,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     const via = opts.via === undefined ? 'auto' : checkOneOf('options.via', opts.via, ['auto', 'device', 'syscall']);
     const userModeOnly = opts.userModeOnly === undefined ? false : checkBoolean('options.userModeOnly', opts.userModeOnly);
     const policy = opts.jsThreadFaults === undefined ? 'zero' : checkOneOf('options.jsThreadFaults', opts.jsThreadFaults, ['zero', 'poison']);
+    const mode = opts.reader === undefined ? 'loop' : checkOneOf('options.reader', opts.reader, ['loop', 'thread']);
     const requested: readonly Feature[] = opts.features ?? [];
     if (!Array.isArray(requested)) throw new TypeError('options.features must be an array of feature names');
     for (const f of requested) {
@@ -204,7 +213,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
       native.closeFd(fd);
       throw err;
     }
-    return new Userfaultfd(fd, openedVia, userModeOnly, { supported, enabled, ioctls }, policy, new RegistrationSet());
+    return new Userfaultfd(fd, openedVia, userModeOnly, { supported, enabled, ioctls }, policy, new RegistrationSet(), mode);
   }
 
   /**
@@ -246,7 +255,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     // (a ReceivedFd, or the environment's teardown if the number came from one).
     if (fd instanceof ReceivedFd) fd.take();
     else native.netDisown(number);
-    const u = new Userfaultfd(number, 'fd', false, { supported, enabled: info.features, ioctls: info.ioctls }, policy, new RegistrationSet());
+    const u = new Userfaultfd(number, 'fd', false, { supported, enabled: info.features, ioctls: info.ioctls }, policy, new RegistrationSet(), 'loop');
     u.#foreign = true;
     for (const [i, r] of (opts.registrations ?? []).entries()) {
       if (r === null || typeof r !== 'object') throw new TypeError(`options.registrations[${i}] must be {address, length, modes, pageSize?}`);
@@ -385,6 +394,29 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
     this.fdFor('read');
     return this.#dispatcher.subscribe(hwm, opts.signal);
+  }
+
+  /**
+   * A synchronous fault handler: `handler(event)` runs for every pagefault
+   * event in the tick it is read (with the default `reader: 'loop'`, on
+   * this thread straight from the fd), so it can resolve the fault at once
+   * (`copy()`, `zeropage()`...), with no iterator, promise or thread hop in
+   * between: the fastest way to serve faults from JavaScript. Faults the
+   * reader already resolved for the JS thread are not passed to it.
+   * Iterators still see every event. `null` removes it; while set it keeps
+   * the event loop alive (unless `unref()`). A throwing handler leaves its
+   * fault unresolved; the error is rethrown (uncaught) after the batch.
+   */
+  onFault(handler: ((event: PageFaultEvent) => void) | null): this {
+    if (handler !== null && typeof handler !== 'function') throw new TypeError(`handler must be a function or null (got ${describe(handler)})`);
+    this.fdFor('read');
+    this.#dispatcher.setFaultHandler(handler === null ? undefined : (handler as (event: UffdEvent) => void));
+    return this;
+  }
+
+  /** Who reads the fd (the `reader` option of open()). */
+  get readerMode(): ReaderMode {
+    return this.#dispatcher.mode;
   }
 
   /**

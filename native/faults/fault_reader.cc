@@ -20,6 +20,7 @@
 #include "../errors.h"
 #include "../memory/region_table.h"
 #include "../uapi/userfaultfd_compat.h"
+#include "loop_poll.h"
 
 namespace uffd {
 
@@ -31,6 +32,14 @@ constexpr size_t kPageSizes[] = {4096, 2u << 20, 1u << 30};
 // another uffd, resolved by that one's reader, lasts far less).
 constexpr int kPausedCheckMs = 20;
 constexpr int kPausedStrikes = 2;
+// Loop mode: the watchdog's period. A fault the JS thread has not read within
+// one to two ticks is read by the watchdog: a JS-thread fault waits that
+// long, and a JS thread busy for longer than a tick gets its faults through
+// the queue.
+constexpr int kWatchdogTickMs = 4;
+// Messages the queue holds without allocating (one per blocked thread, plus
+// non-cooperative events): more only if thousands of threads fault at once.
+constexpr size_t kQueueReserve = 1024;
 }  // namespace
 
 void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, void*) {
@@ -41,31 +50,25 @@ void CallOnReadable(Napi::Env env, Napi::Function onReadable, std::nullptr_t*, v
   napi_call_function(env, undefined, onReadable, 0, nullptr, &result);
 }
 
-FaultReader::FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable)
+FaultReader::FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable, bool watchdog)
     : uffd_(uffd),
       stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       controlFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      jsThreadId_(jsThreadId) {
+      jsThreadId_(jsThreadId),
+      watchdog_(watchdog) {
   if (stopFd_ < 0 || controlFd_ < 0) {
     int err = errno;
     if (stopFd_ >= 0) close(stopFd_);
     if (controlFd_ >= 0) close(controlFd_);
     ThrowErrno(env, err, "eventfd");
   }
+  queue_.reserve(kQueueReserve);
   tsfn_ = ReaderTsfn::New(env, onReadable, "userfaultfd:reader", 0, 1);
   tsfn_.Unref(env);
   thread_ = std::thread([this] { Run(); });
 }
 
-FaultReader::~FaultReader() {
-  Stop();
-  // Fork messages nobody took carry an fd each.
-  for (auto& msg : queue_) {
-    if (msg.event == UFFD_EVENT_FORK) close(static_cast<int>(msg.arg.fork.ufd));
-  }
-  if (stopFd_ >= 0) close(stopFd_);
-  if (controlFd_ >= 0) close(controlFd_);
-}
+FaultReader::~FaultReader() { Stop(); }
 
 bool FaultReader::Paused() {
   std::lock_guard<std::mutex> lock(readMutex_);
@@ -105,16 +108,29 @@ void FaultReader::Stop() {
   ssize_t ignored = write(stopFd_, &one, sizeof one);
   (void)ignored;
   if (thread_.joinable()) thread_.join();
+  // Now, not when the reader is deleted: in loop mode that waits for libuv
+  // to close the poll handle, and the fds would outlive close().
+  if (stopFd_ >= 0) close(stopFd_);
+  if (controlFd_ >= 0) close(controlFd_);
+  stopFd_ = controlFd_ = -1;
+  // Fork messages nobody took carry an fd each.
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = head_; i < queue_.size(); i++) {
+    if (queue_[i].event == UFFD_EVENT_FORK) close(static_cast<int>(queue_[i].arg.fork.ufd));
+  }
+  queue_.clear();
+  head_ = 0;
 }
 
 size_t FaultReader::Drain(uffd_msg* out, size_t max) {
   std::lock_guard<std::mutex> lock(mutex_);
   size_t n = 0;
-  while (n < max && !queue_.empty()) {
-    out[n++] = queue_.front();
-    queue_.pop_front();
+  while (n < max && head_ < queue_.size()) out[n++] = queue_[head_++];
+  if (head_ == queue_.size()) {
+    queue_.clear();  // keeps the capacity
+    head_ = 0;
+    signalled_ = false;
   }
-  if (queue_.empty()) signalled_ = false;
   return n;
 }
 
@@ -122,6 +138,11 @@ void FaultReader::Deliver(const uffd_msg* msgs, size_t n) {
   bool call = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (head_ > 0 && queue_.size() + n > queue_.capacity()) {
+      // Reuse the drained front before growing.
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(head_));
+      head_ = 0;
+    }
     queue_.insert(queue_.end(), msgs, msgs + n);
     if (!signalled_) signalled_ = call = true;
   }
@@ -195,26 +216,137 @@ void FaultReader::ResolveForJsThread(uffd_msg* msg) {
 }
 
 bool FaultReader::SetFilter(std::shared_ptr<FaultFilter> filter) {
-  std::lock_guard<std::mutex> lock(filterMutex_);
-  if (filter && filter_) return false;
-  filter_ = std::move(filter);
+  {
+    std::lock_guard<std::mutex> lock(filterMutex_);
+    if (filter && filter_) return false;
+    filter_ = std::move(filter);
+    filtered_.store(filter_ != nullptr);
+  }
+  // Loop mode: the thread switches between watching and reading everything.
+  uint64_t one = 1;
+  ssize_t ignored = write(controlFd_, &one, sizeof one);
+  (void)ignored;
   return true;
 }
 
-void FaultReader::Run() {
+// Reads one batch (unless paused), lets the filter take what it serves,
+// resolves JS-thread faults, queues the rest. False on a fatal error.
+bool FaultReader::ReadBatch(bool* deferred) {
   uffd_msg msgs[kBatch];
+  std::shared_ptr<FaultFilter> filter;
+  {
+    std::lock_guard<std::mutex> lock(filterMutex_);
+    filter = filter_;
+  }
+  if (filter) filter->BeginBatch();
+  ssize_t bytes;
+  {
+    std::lock_guard<std::mutex> lock(readMutex_);
+    bytes = paused_ ? -2 : read(uffd_, msgs, sizeof msgs);
+  }
+  int readErrno = errno;
+  size_t n = bytes > 0 ? static_cast<size_t>(bytes) / sizeof(uffd_msg) : 0;
+  if (n > 0) {
+    // A native consumer (the pager) takes what it serves first; unless it
+    // was detached meanwhile, and then JavaScript gets everything.
+    std::lock_guard<std::mutex> lock(filterMutex_);
+    if (filter_ && filter_ == filter) {
+      n = filter_->Filter(uffd_, msgs, n);
+      *deferred = filter_->RetryDeferred(uffd_);
+    }
+  }
+  if (filter) filter->EndBatch();
+  if (bytes == -2) return true;  // paused meanwhile
+  if (bytes < 0) {
+    if (readErrno == EAGAIN || readErrno == EINTR) return true;
+    readError_ = readErrno;
+    Deliver(nullptr, 0);
+    return false;
+  }
+  if (n == 0) return true;
+  for (size_t i = 0; i < n; i++) {
+    msgs[i].reserved1 = 0;
+    if (msgs[i].event == UFFD_EVENT_PAGEFAULT && jsThreadId_ != 0 &&
+        static_cast<pid_t>(msgs[i].arg.pagefault.feat.ptid) == jsThreadId_) {
+      ResolveForJsThread(&msgs[i]);
+    }
+  }
+  Deliver(msgs, n);
+  return true;
+}
+
+size_t FaultReader::ReadNow(uffd_msg* out, size_t max) {
+  // With a filter attached the thread reads everything (the filter's faults
+  // must reach it); paused, nothing is read.
+  if (filtered_.load()) return 0;
+  jsReads_.fetch_add(1, std::memory_order_relaxed);
+  ssize_t bytes;
+  {
+    std::lock_guard<std::mutex> lock(readMutex_);
+    if (paused_) return 0;
+    bytes = read(uffd_, out, std::min(max, kBatch) * sizeof(uffd_msg));
+  }
+  if (bytes < 0) {
+    if (errno != EAGAIN && errno != EINTR) readError_ = errno;
+    return 0;
+  }
+  size_t n = static_cast<size_t>(bytes) / sizeof(uffd_msg);
+  for (size_t i = 0; i < n; i++) {
+    out[i].reserved1 = 0;
+    // The JS thread is running, so a fault of its own cannot be pending; a
+    // stale one (woken by other means) is resolved as the watchdog would.
+    if (out[i].event == UFFD_EVENT_PAGEFAULT && jsThreadId_ != 0 &&
+        static_cast<pid_t>(out[i].arg.pagefault.feat.ptid) == jsThreadId_) {
+      ResolveForJsThread(&out[i]);
+    }
+  }
+  return n;
+}
+
+// Loop mode, one watchdog tick. Never waits on the uffd itself: the kernel
+// wakes every waiter of a uffd on each fault, and a second thread woken per
+// fault costs as much as the hop loop mode saves. False on a fatal error.
+bool FaultReader::WatchTick(bool* wasReadable, uint64_t* lastReads, bool* deferred) {
+  pollfd fd = {uffd_, POLLIN, 0};
+  if (poll(&fd, 1, 0) <= 0) {
+    *wasReadable = false;
+    return true;
+  }
+  if (fd.revents & (POLLERR | POLLNVAL)) {
+    readError_ = EBADF;
+    Deliver(nullptr, 0);
+    return false;
+  }
+  uint64_t reads = jsReads_.load(std::memory_order_relaxed);
+  if (!*wasReadable || reads != *lastReads) {
+    // Readable now; the JS thread gets a whole tick to read it.
+    *wasReadable = true;
+    *lastReads = reads;
+    return true;
+  }
+  // Readable for a whole tick and the JS thread did not read: it is blocked
+  // (in a fault of its own, or a fork() waiting for its FORK event) or busy.
+  return ReadBatch(deferred);
+}
+
+void FaultReader::Run() {
   pollfd fds[3] = {{stopFd_, POLLIN, 0}, {controlFd_, POLLIN, 0}, {uffd_, POLLIN, 0}};
   int strikes = 0;
   bool deferred = false;  // the filter has faults to retry
+  bool wasReadable = false;
+  uint64_t lastReads = 0;
   for (;;) {
     bool paused;
     {
       std::lock_guard<std::mutex> lock(readMutex_);
       paused = paused_;
     }
-    // Paused, the uffd is left out of the poll set: its messages stay in
-    // the kernel until resumed (or stopped).
-    int ready = poll(fds, paused ? 2 : 3, paused ? kPausedCheckMs : deferred ? 1 : -1);
+    // Loop mode without a filter: the JS thread reads; only watch.
+    bool watching = watchdog_ && !paused && !filtered_.load();
+    // Paused or watching, the uffd is left out of the poll set: paused, its
+    // messages stay in the kernel until resumed (or stopped).
+    int timeout = paused ? kPausedCheckMs : watching ? kWatchdogTickMs : deferred ? 1 : -1;
+    int ready = poll(fds, paused || watching ? 2 : 3, timeout);
     if (ready < 0) {
       if (errno == EINTR) continue;
       readError_ = errno;
@@ -230,6 +362,10 @@ void FaultReader::Run() {
         } else {
           deferred = false;
         }
+      }
+      if (watching) {
+        if (!WatchTick(&wasReadable, &lastReads, &deferred)) break;
+        continue;
       }
       if (!paused) continue;
       // Paused and idle: a JS thread blocked in a userfault would stay so
@@ -247,53 +383,16 @@ void FaultReader::Run() {
       uint64_t count;
       ssize_t ignored = read(controlFd_, &count, sizeof count);
       (void)ignored;
-      continue;  // re-read paused_
+      wasReadable = false;
+      continue;  // re-read paused_ and the filter
     }
-    if (paused) continue;
+    if (paused || watching) continue;
     if (fds[2].revents & (POLLERR | POLLNVAL)) {
       readError_ = EBADF;
       Deliver(nullptr, 0);
       break;
     }
-    std::shared_ptr<FaultFilter> filter;
-    {
-      std::lock_guard<std::mutex> lock(filterMutex_);
-      filter = filter_;
-    }
-    if (filter) filter->BeginBatch();
-    ssize_t bytes;
-    {
-      std::lock_guard<std::mutex> lock(readMutex_);
-      bytes = paused_ ? -2 : read(uffd_, msgs, sizeof msgs);
-    }
-    int readErrno = errno;
-    size_t n = bytes > 0 ? static_cast<size_t>(bytes) / sizeof(uffd_msg) : 0;
-    if (n > 0) {
-      // A native consumer (the pager) takes what it serves first; unless it
-      // was detached meanwhile, and then JavaScript gets everything.
-      std::lock_guard<std::mutex> lock(filterMutex_);
-      if (filter_ && filter_ == filter) {
-        n = filter_->Filter(uffd_, msgs, n);
-        deferred = filter_->RetryDeferred(uffd_);
-      }
-    }
-    if (filter) filter->EndBatch();
-    if (bytes == -2) continue;  // paused meanwhile
-    if (bytes < 0) {
-      if (readErrno == EAGAIN || readErrno == EINTR) continue;
-      readError_ = readErrno;
-      Deliver(nullptr, 0);
-      break;
-    }
-    if (n == 0) continue;
-    for (size_t i = 0; i < n; i++) {
-      msgs[i].reserved1 = 0;
-      if (msgs[i].event == UFFD_EVENT_PAGEFAULT && jsThreadId_ != 0 &&
-          static_cast<pid_t>(msgs[i].arg.pagefault.feat.ptid) == jsThreadId_) {
-        ResolveForJsThread(&msgs[i]);
-      }
-    }
-    Deliver(msgs, n);
+    if (!ReadBatch(&deferred)) break;
   }
 }
 
@@ -301,6 +400,11 @@ void FaultReader::Run() {
 
 struct ReaderSlot {
   std::unique_ptr<FaultReader> reader;
+  // Loop mode only: the uv_poll, and the async cleanup hook that closes it
+  // at environment teardown (a Worker's loop must have no open handle left).
+  std::unique_ptr<LoopPoll> poll;
+  napi_async_cleanup_hook_handle hook = nullptr;
+  bool closing = false;
 };
 
 namespace {
@@ -322,29 +426,89 @@ void CleanupReader(void* arg) {
   delete slot;
 }
 
-FaultReader* ReaderArg(const Napi::CallbackInfo& info) {
+// Loop mode: closes the poll; once libuv is done with it the slot goes, and
+// the async cleanup hook is removed (which, during teardown, tells Node this
+// environment's cleanup may finish).
+void ClosePoll(ReaderSlot* slot) {
+  slot->closing = true;
+  slot->poll->Close([slot] {
+    napi_remove_async_cleanup_hook(slot->hook);
+    delete slot;
+  });
+}
+
+void AsyncCleanupReader(napi_async_cleanup_hook_handle, void* arg) {
+  auto* slot = static_cast<ReaderSlot*>(arg);
+  if (slot->closing) return;  // close() already closing the poll; its callback finishes
+  // As CleanupReader: stop the watchdog, then close the uffd lib/ never
+  // closed (worker.terminate()), which wakes threads blocked on it. The poll
+  // stops watching (epoll_ctl DEL) before the fd goes.
+  slot->reader->Stop();
+  slot->poll->SetActive(false);
+  close(slot->reader->Fd());
+  ClosePoll(slot);
+}
+
+ReaderSlot* SlotArg(const Napi::CallbackInfo& info) {
   auto& readers = ReadersOf(info.Env());
   auto it = readers.find(static_cast<uint32_t>(IntArg(info, 0)));
   if (it == readers.end()) ThrowErrno(info.Env(), EBADF, "reader");
-  return it->second->reader.get();
+  return it->second;
 }
 
-// readerStart(uffd, onReadable) -> id
+FaultReader* ReaderArg(const Napi::CallbackInfo& info) { return SlotArg(info)->reader.get(); }
+
+// Loop mode: the JS thread polls the fd only while the reader is neither
+// paused nor lending its messages to a filter (then the thread reads them).
+void SyncPoll(ReaderSlot* slot) {
+  if (slot->poll) slot->poll->SetSuspended(slot->reader->Paused() || slot->reader->Filtered());
+}
+
+// readerStart(uffd, onReadable, loop[, onPoll]) -> id. onReadable: the
+// thread queued messages (TSFN); onPoll (loop mode): the fd is readable.
 Napi::Value ReaderStart(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 2);
   AddonState& state = StateOf(info.Env());
-  auto* slot = new ReaderSlot{std::make_unique<FaultReader>(info.Env(), FdArg(info, 0), state.jsThreadId,
-                                                            info[1].As<Napi::Function>())};
+  bool loop = info.Length() >= 3 && info[2].ToBoolean();
+  auto onReadable = info[1].As<Napi::Function>();
+  auto* slot = new ReaderSlot{std::make_unique<FaultReader>(info.Env(), FdArg(info, 0), state.jsThreadId, onReadable, loop)};
+  if (loop) {
+    FaultReader* reader = slot->reader.get();
+    try {
+      auto onPoll = info.Length() >= 4 && info[3].IsFunction() ? info[3].As<Napi::Function>() : onReadable;
+      slot->poll = std::make_unique<LoopPoll>(info.Env(), reader->Fd(), onPoll,
+                                              [reader](int err) { reader->SetReadError(err); });
+    } catch (...) {
+      slot->reader->Stop();
+      slot->reader->Release();
+      delete slot;
+      throw;
+    }
+    napi_add_async_cleanup_hook(info.Env(), AsyncCleanupReader, slot, &slot->hook);
+  } else {
+    napi_add_env_cleanup_hook(info.Env(), CleanupReader, slot);
+  }
   uint32_t id = ++state.lastReaderId;
   state.readers[id] = slot;
-  napi_add_env_cleanup_hook(info.Env(), CleanupReader, slot);
   return Napi::Number::New(info.Env(), id);
 }
 
-// readerDrain(id, max) -> ArrayBuffer of n × 32-byte uffd_msg
+// readerPoll(id, active): loop mode, start or stop watching the fd.
+Napi::Value ReaderPoll(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  ReaderSlot* slot = SlotArg(info);
+  if (slot->poll) slot->poll->SetActive(info[1].ToBoolean());
+  SyncPoll(slot);
+  return info.Env().Undefined();
+}
+
+// readerDrain(id, max) -> ArrayBuffer of n × 32-byte uffd_msg: what the
+// thread queued, then (loop mode) what a non-blocking read() of the fd gives.
 Napi::Value ReaderDrain(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 2);
-  FaultReader* reader = ReaderArg(info);
+  ReaderSlot* slot = SlotArg(info);
+  FaultReader* reader = slot->reader.get();
+  SyncPoll(slot);
   size_t max = UintArg(info, 1);
   if (max == 0 || max > 4096) max = 4096;
   uffd_msg msgs[256];
@@ -353,9 +517,42 @@ Napi::Value ReaderDrain(const Napi::CallbackInfo& info) {
   while (all.size() < max && (n = reader->Drain(msgs, std::min<size_t>(256, max - all.size()))) > 0) {
     all.insert(all.end(), msgs, msgs + n);
   }
+  if (slot->poll) {
+    while (all.size() < max) {
+      size_t want = std::min<size_t>(kBatch, max - all.size());
+      n = reader->ReadNow(msgs, want);
+      all.insert(all.end(), msgs, msgs + n);
+      if (n < want) break;  // a short read: the fd is empty
+    }
+  }
   auto out = Napi::ArrayBuffer::New(info.Env(), all.size() * sizeof(uffd_msg));
   if (!all.empty()) memcpy(out.Data(), all.data(), all.size() * sizeof(uffd_msg));
   return out;
+}
+
+// readerDrainInto(id, buffer) -> n: as readerDrain, into the caller's
+// ArrayBuffer (n × 32-byte uffd_msg, as many as fit): no allocation per batch
+// on the loop-mode fast path.
+Napi::Value ReaderDrainInto(const Napi::CallbackInfo& info) {
+  CheckArgCount(info, 2);
+  ReaderSlot* slot = SlotArg(info);
+  FaultReader* reader = slot->reader.get();
+  SyncPoll(slot);
+  uint8_t* data = nullptr;
+  size_t bytes = 0;
+  if (!BytesOf(info[1], &data, &bytes)) throw Napi::TypeError::New(info.Env(), "native: buffer must be an ArrayBuffer");
+  auto* out = reinterpret_cast<uffd_msg*>(data);
+  size_t max = bytes / sizeof(uffd_msg);
+  size_t total = reader->Drain(out, max);
+  if (slot->poll) {
+    while (total < max) {
+      size_t want = std::min<size_t>(kBatch, max - total);
+      size_t n = reader->ReadNow(out + total, want);
+      total += n;
+      if (n < want) break;  // a short read: the fd is empty
+    }
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
 }
 
 // readerStop(id): joins the thread. The uffd itself stays open.
@@ -366,9 +563,15 @@ Napi::Value ReaderStop(const Napi::CallbackInfo& info) {
   if (it == readers.end()) return info.Env().Undefined();
   ReaderSlot* slot = it->second;
   readers.erase(it);
-  napi_remove_env_cleanup_hook(info.Env(), CleanupReader, slot);
   slot->reader->Stop();
   slot->reader->Release();
+  if (slot->poll) {
+    // Stops watching now (the caller closes the fd next); the slot goes
+    // when libuv has closed the handle.
+    ClosePoll(slot);
+    return info.Env().Undefined();
+  }
+  napi_remove_env_cleanup_hook(info.Env(), CleanupReader, slot);
   delete slot;
   return info.Env().Undefined();
 }
@@ -392,10 +595,12 @@ Napi::Value ReaderSetPolicy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// readerPause(id, paused)
+// readerPause(id, paused). Loop mode: the JS thread's poll stops too.
 Napi::Value ReaderPause(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 2);
-  ReaderArg(info)->SetPaused(info[1].ToBoolean());
+  ReaderSlot* slot = SlotArg(info);
+  slot->reader->SetPaused(info[1].ToBoolean());
+  SyncPoll(slot);
   return info.Env().Undefined();
 }
 
@@ -421,6 +626,8 @@ FaultReader* FindReader(Napi::Env env, uint32_t id) {
 void InitFaultReader(Napi::Env env, Napi::Object exports) {
   exports.Set("readerStart", Napi::Function::New(env, ReaderStart, "readerStart"));
   exports.Set("readerDrain", Napi::Function::New(env, ReaderDrain, "readerDrain"));
+  exports.Set("readerDrainInto", Napi::Function::New(env, ReaderDrainInto, "readerDrainInto"));
+  exports.Set("readerPoll", Napi::Function::New(env, ReaderPoll, "readerPoll"));
   exports.Set("readerStop", Napi::Function::New(env, ReaderStop, "readerStop"));
   exports.Set("readerRef", Napi::Function::New(env, ReaderRef, "readerRef"));
   exports.Set("readerSetPolicy", Napi::Function::New(env, ReaderSetPolicy, "readerSetPolicy"));

@@ -7,6 +7,12 @@
 // again. The reader sees the faulting thread id (UFFD_FEATURE_THREAD_ID) and
 // resolves such faults itself, by the policy set in lib/faults/.
 // Why not the libuv threadpool: a blocked read there starves fs and crypto.
+//
+// Loop mode (the default, lib/ option `reader: 'loop'`): the JS thread reads
+// the fd itself through a uv_poll on its own loop (loop_poll.h), and the
+// thread is a watchdog (WatchTick()): it reads, and resolves JS-thread
+// faults, only when the fd stayed readable for a whole tick without the JS
+// thread reading it; or everything, while a filter (the pager) is attached.
 #pragma once
 
 #include <linux/userfaultfd.h>
@@ -14,7 +20,7 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <deque>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -37,13 +43,19 @@ constexpr uint8_t kResolvedByReader = 1;
 
 class FaultReader {
  public:
-  FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable);
+  FaultReader(Napi::Env env, int uffd, pid_t jsThreadId, Napi::Function onReadable, bool watchdog = false);
   ~FaultReader();
 
   // Wakes and joins the thread. Idempotent; safe from a cleanup hook.
   void Stop();
   // Moves up to `max` queued messages into `out`; returns how many.
   size_t Drain(uffd_msg* out, size_t max);
+  // Loop mode, on the JS thread: one non-blocking read() of up to `max`
+  // (at most 64) messages; 0 when there is none, when paused, when a filter
+  // is attached, or on error (ReadError()).
+  size_t ReadNow(uffd_msg* out, size_t max);
+  void SetReadError(int err) { readError_.store(err); }
+  bool Filtered() const { return filtered_.load(); }
   void SetPolicy(JsThreadFaultPolicy policy) { policy_.store(policy); }
   // Stops (or resumes) reading the uffd: its messages then stay in the
   // kernel, and the threads waiting on them (a fault, or an madvise/mremap/
@@ -71,6 +83,8 @@ class FaultReader {
 
  private:
   void Run();
+  bool ReadBatch(bool* deferred);
+  bool WatchTick(bool* wasReadable, uint64_t* lastReads, bool* deferred);
   void Deliver(const uffd_msg* msgs, size_t n);
   void ResolveForJsThread(uffd_msg* msg);
   bool JsThreadInUserfault() const;
@@ -84,7 +98,12 @@ class FaultReader {
   std::atomic<int> readError_{0};
   ReaderTsfn tsfn_;
   std::mutex mutex_;
-  std::deque<uffd_msg> queue_;
+  // A FIFO in a vector reserved up front (queue_[head_..]): the reader thread
+  // must not allocate. glibc's fork() holds every malloc arena lock while
+  // the kernel waits for its FORK event to be read; a reader blocked in
+  // malloc() then never reads it and the fork()ing thread hangs for ever.
+  std::vector<uffd_msg> queue_;
+  size_t head_ = 0;
   bool signalled_ = false;  // a call into JS is pending; under mutex_
   std::thread thread_;
   bool stopped_ = false;
@@ -93,6 +112,9 @@ class FaultReader {
   // Held by the reader thread while a filter handles a batch.
   std::mutex filterMutex_;
   std::shared_ptr<FaultFilter> filter_;
+  std::atomic<bool> filtered_{false};  // filter_ is set (read without filterMutex_)
+  bool watchdog_ = false;
+  std::atomic<uint64_t> jsReads_{0};  // ReadNow() calls: the JS thread is alive
 };
 
 void InitFaultReader(Napi::Env env, Napi::Object exports);

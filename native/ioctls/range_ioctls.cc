@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
+
 #include "../args.h"
 #include "../uapi/userfaultfd_compat.h"
 #include "range_ioctls.h"
@@ -25,9 +27,12 @@ Napi::Value Outcome(Napi::Env env, int rc, int err, int64_t field) {
   return out;
 }
 
-// copy(fd, dst, src, srcOffset, len, mode). `src` is a Buffer, TypedArray,
-// DataView or ArrayBuffer (srcOffset..+len must lie inside it), or a Number
-// that is a source address in this process (a mapping the library owns).
+// copy(fd, dst, src, srcOffset, len, mode[, chunk]). `src` is a Buffer,
+// TypedArray, DataView or ArrayBuffer (srcOffset..+len must lie inside it),
+// or a Number that is a source address in this process (a mapping the
+// library owns). With `chunk`, one UFFDIO_COPY per chunk in a native loop
+// (bulk population without a JS call per chunk); it stops at the first chunk
+// that is not complete and returns [errno, field, bytes done before it].
 Napi::Value Copy(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 6);
   uffdio_copy copy{};
@@ -48,9 +53,26 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
     }
     copy.src = reinterpret_cast<uint64_t>(data + offset);
   }
-  int rc = ioctl(FdArg(info, 0), UFFDIO_COPY, &copy);
-  int err = errno;
-  return Outcome(info.Env(), rc, err, copy.copy);
+  uint64_t chunk = info.Length() >= 7 ? UintArg(info, 6) : 0;
+  if (chunk == 0 || chunk >= copy.len) {
+    int rc = ioctl(FdArg(info, 0), UFFDIO_COPY, &copy);
+    int err = errno;
+    return Outcome(info.Env(), rc, err, copy.copy);
+  }
+  int fd = FdArg(info, 0);
+  uint64_t total = copy.len;
+  for (uint64_t done = 0; done < total; done += chunk) {
+    uffdio_copy part{copy.dst + done, copy.src + done, std::min(chunk, total - done), copy.mode, 0};
+    if (ioctl(fd, UFFDIO_COPY, &part) != 0) {
+      int err = errno;
+      Napi::Array out = Napi::Array::New(info.Env(), 3);
+      out.Set(0u, Napi::Number::New(info.Env(), err));
+      out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(part.copy)));
+      out.Set(2u, Napi::Number::New(info.Env(), static_cast<double>(done)));
+      return out;
+    }
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
 }
 
 // zeropage(fd, start, len, mode)
