@@ -3,10 +3,11 @@
 // without CAP_SYS_PTRACE. Needs root to switch users.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FEATURES, probeSupport } from '../lib';
-import { DIST } from './helpers/child';
+import { DIST, root } from './helpers/child';
 
 const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const cli = join(DIST, 'cli.js');
@@ -51,5 +52,30 @@ describe.skipIf(skip !== undefined)(`doctor as an unprivileged user${skip ? ` (s
     expect(json.capSysPtrace).toBe(true);
     expect(json.open.device).toMatchObject({ ok: false, code: 'EACCES' });
     expect(json.open.syscall).toEqual({ ok: true });
+  });
+
+  // The parity suite, run by the same user: it skips with the doctor's reasons
+  // (it used to fail with EPERM), and runs once CAP_SYS_PTRACE is there.
+  function parityAs(extra: string[]): string {
+    const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'NODE_OPTIONS'));
+    const r = spawnSync(
+      setpriv!,
+      ['--reuid=65534', '--regid=65534', '--clear-groups', ...extra, process.execPath, vitest, 'run', 'test/parity/zeropage.test.ts', 'test/parity/events.test.ts', '--configLoader', 'runner', '--reporter=verbose'],
+      { cwd: root, env: { ...env, HOME: tmpdir() }, encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' },
+    );
+    const out = (r.stdout ?? '').replace(/\x1b\[[0-9;]*m/g, '');
+    if (r.status !== 0) throw new Error(`parity as uid 65534: ${r.status} ${r.signal}\n${out}\n${r.stderr}`);
+    return out;
+  }
+
+  it('parity cases run by that user skip with the doctor\'s reasons; with CAP_SYS_PTRACE they run and pass', () => {
+    const { json } = doctorAs([]);
+    const without = parityAs([]);
+    const reason = `skip: no userfaultfd for this user but a USER_MODE_ONLY one (device: ${json.open.device.reason}; syscall: ${json.open.syscall.reason})`;
+    expect(without.split('\n').filter((l) => l.includes(`[${reason}]`)), without).toHaveLength(10);
+    expect(without).toMatch(/Tests\s+10 skipped \(10\)/);
+    const withCap = parityAs(['--inh-caps=+sys_ptrace', '--ambient-caps=+sys_ptrace']);
+    expect(withCap, withCap).toMatch(/Tests\s+10 passed \(10\)/);
   });
 });

@@ -54,6 +54,12 @@ function freeHuge2M(): number {
  */
 export function skipReason(memory: ParityMemory, features: readonly Feature[], modes: readonly RegisterMode[]): string {
   const r = doctor();
+  // The cases open their uffds the ordinary way (not USER_MODE_ONLY) and
+  // request EVENT_FORK as the kernel suite does: say so when this user cannot.
+  if (!r.open.device.ok && !r.open.syscall.ok) {
+    return `skip: no userfaultfd for this user but a USER_MODE_ONLY one (device: ${r.open.device.reason}; syscall: ${r.open.syscall.reason})`;
+  }
+  if (features.includes('EVENT_FORK') && !r.capSysPtrace) return 'skip: UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE (UFFDIO_API fails with EPERM)';
   const missing = features.filter((f) => !r.supportedFeatures.includes(f));
   if (missing.length) return `skip: the kernel lacks ${missing.map((f) => `UFFD_FEATURE_${f}`).join(', ')}`;
   for (const mode of modes) {
