@@ -78,4 +78,19 @@ describe.skipIf(skip !== undefined)(`doctor as an unprivileged user${skip ? ` (s
     const withCap = parityAs(['--inh-caps=+sys_ptrace', '--ambient-caps=+sys_ptrace']);
     expect(withCap, withCap).toMatch(/Tests\s+10 passed \(10\)/);
   });
+  it('EVENT_FORK without CAP_SYS_PTRACE: an EPERM error that names the feature and the capability', () => {
+    const script = `
+const { Userfaultfd } = require(${JSON.stringify(join(DIST, 'index.js'))});
+try { Userfaultfd.open({ userModeOnly: true, features: ['EVENT_FORK'] }); console.log('opened'); }
+catch (e) { console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })); }`;
+    const r = spawnSync(setpriv!, ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      killSignal: 'SIGKILL',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const err = JSON.parse(r.stdout.trim()) as { code: string; errno: number; syscall: string; message: string };
+    expect(err).toMatchObject({ code: 'EPERM', errno: -1 });
+    expect(err.message).toMatch(/UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE/);
+  });
 });

@@ -10,11 +10,9 @@ import { nextOf, page, untilThreadsInFaults, useCleanup } from './helpers/events
 const { track, touch } = useCleanup();
 
 describe('events() return() releases', () => {
-  // Fails today: EventDispatcher.detach() (lib/faults/fault-dispatcher.ts)
-  // drops the iterator without draining again, so events already read by the
-  // reader thread stay queued natively for ever and their threads stay
-  // blocked. Fix: `detach(it) { this.#iterators.delete(it); this.pull(); }`.
-  // Then turn both `it.fails` into `it`.
+  // EventDispatcher.detach() (lib/faults/fault-dispatcher.ts) must drain
+  // again: events already read while a full iterator held the queue back
+  // would otherwise stay queued for ever and their threads stay blocked.
   async function fullIteratorEnds(how: 'return' | 'abort'): Promise<void> {
     const uffd = track(Userfaultfd.open());
     const m = track(Mapping.anonymous(4 * PAGE_SIZE));
@@ -47,9 +45,9 @@ describe('events() return() releases', () => {
     expect(touched.map((t) => t.values[0])).toEqual([0, 1, 2, 3].map((i) => (m.address / PAGE_SIZE + i) >>> 0));
   }
 
-  it.fails('a full iterator holds the others back; its return() lets them have every remaining event', () => fullIteratorEnds('return'));
+  it('a full iterator holds the others back; its return() lets them have every remaining event', () => fullIteratorEnds('return'));
 
-  it.fails('the same when the full iterator is aborted', () => fullIteratorEnds('abort'));
+  it('the same when the full iterator is aborted', () => fullIteratorEnds('abort'));
 
   it('a returned iterator no longer keeps the process alive (child process)', async () => {
     const r = await runScript(

@@ -145,7 +145,9 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
   }
   detach(it: EventIterator<UffdEventOf<U>>): void {
     this.#iterators.delete(it);
-    this.#updatePolling();
+    // A full iterator may have been what held the queue back: the others
+    // must now get the events already read, or their threads stay blocked.
+    this.pull();
   }
   discard(event: UffdEventOf<U>): void {
     if (event.type !== 'fork') return;

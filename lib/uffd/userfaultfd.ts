@@ -2,7 +2,7 @@
 // range ioctls, events, and a FileHandle-like lifecycle (idempotent close,
 // EBADF after close, Symbol.asyncDispose).
 import { native } from '../native';
-import { closedError, withRange } from '../errors';
+import { closedError, errnoError, withRange, type UffdError } from '../errors';
 import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { Mapping } from '../memory/mapping';
 import { PAGE_SIZE } from '../memory/constants';
@@ -211,6 +211,12 @@ export class Userfaultfd implements ioctl.IoctlTarget {
       ioctls = native.api(fd, UFFD_API, enabled)[1];
     } catch (err) {
       native.closeFd(fd);
+      // The kernel refuses EVENT_FORK without CAP_SYS_PTRACE with a bare
+      // EPERM: say which feature and which capability.
+      const e = err as UffdError;
+      if (e.code === 'EPERM' && requested.includes('EVENT_FORK')) {
+        throw errnoError(-e.errno, e.syscall, undefined, undefined, 'UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE (or root)');
+      }
       throw err;
     }
     return new Userfaultfd(fd, openedVia, userModeOnly, { supported, enabled, ioctls }, policy, new RegistrationSet(), mode);
