@@ -5,12 +5,12 @@
 // growing JS memory.
 //
 // Two reader modes (docs/architecture.md, "The fault loop"):
-// - 'loop' (default): the fd is polled on this thread's event loop; when it
+// - 'loop' (opt-in): the fd is polled on this thread's event loop; when it
 //   is readable, onReadable() runs here and readerDrain() reads it directly,
 //   so a fault is read and resolved in one tick with no thread hop. The
 //   native thread is a watchdog that reads only when this thread has not
 //   for a whole tick (it is blocked in a fault of its own, or busy).
-// - 'thread': the native thread reads every batch and calls onReadable()
+// - 'thread' (default): the native thread reads every batch and calls onReadable()
 //   through a ThreadSafeFunction.
 import { native } from '../native';
 import { abortError, errnoError } from '../errors';
@@ -57,7 +57,7 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
    */
   #forkHolders = new WeakMap<object, number>();
 
-  constructor(fd: number, owner: FaultDispatcherOwner<U>, policy: JsThreadFaultPolicy, mode: ReaderMode = 'loop') {
+  constructor(fd: number, owner: FaultDispatcherOwner<U>, policy: JsThreadFaultPolicy, mode: ReaderMode = 'thread') {
     this.#owner = owner;
     this.#loop = mode === 'loop';
     this.#readerId = native.readerStart(fd, () => this.#onReadable(), this.#loop, () => this.#onPoll());
@@ -210,7 +210,17 @@ export class FaultDispatcher<U> implements EventSource<UffdEventOf<U>> {
       const err = errnoError(readErrno, 'read');
       for (const it of [...this.#iterators]) it.fail(err);
     }
-    this.#drain();
+    try {
+      this.#drain();
+    } catch (error) {
+      // This runs in a ThreadSafeFunction call, where Node only prints an
+      // exception (DEP0168) instead of raising 'uncaughtException': rethrow
+      // it from a tick of its own so that a throwing onFault() handler is an
+      // ordinary uncaught exception, as in loop mode.
+      process.nextTick(() => {
+        throw error;
+      });
+    }
   }
 
   /** Warns once the reader resolved faults of the JS thread; returns the reader's read errno. */

@@ -238,6 +238,10 @@ bool FaultReader::ReadBatch(bool* deferred) {
     std::lock_guard<std::mutex> lock(filterMutex_);
     filter = filter_;
   }
+  // Only the watchdog races the JS thread's reads (with a filter attached
+  // JS reads nothing itself): see OrderMutex().
+  std::unique_lock<std::mutex> order(orderMutex_, std::defer_lock);
+  if (watchdog_ && !filter) order.lock();
   if (filter) filter->BeginBatch();
   ssize_t bytes;
   {
@@ -514,6 +518,8 @@ Napi::Value ReaderDrain(const Napi::CallbackInfo& info) {
   uffd_msg msgs[256];
   std::vector<uffd_msg> all;
   size_t n;
+  std::unique_lock<std::mutex> order(reader->OrderMutex(), std::defer_lock);
+  if (slot->poll) order.lock();  // loop mode: see OrderMutex()
   while (all.size() < max && (n = reader->Drain(msgs, std::min<size_t>(256, max - all.size()))) > 0) {
     all.insert(all.end(), msgs, msgs + n);
   }
@@ -543,6 +549,8 @@ Napi::Value ReaderDrainInto(const Napi::CallbackInfo& info) {
   if (!BytesOf(info[1], &data, &bytes)) throw Napi::TypeError::New(info.Env(), "native: buffer must be an ArrayBuffer");
   auto* out = reinterpret_cast<uffd_msg*>(data);
   size_t max = bytes / sizeof(uffd_msg);
+  std::unique_lock<std::mutex> order(reader->OrderMutex(), std::defer_lock);
+  if (slot->poll) order.lock();  // loop mode: see OrderMutex()
   size_t total = reader->Drain(out, max);
   if (slot->poll) {
     while (total < max) {

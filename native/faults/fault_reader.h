@@ -54,6 +54,13 @@ class FaultReader {
   // (at most 64) messages; 0 when there is none, when paused, when a filter
   // is attached, or on error (ReadError()).
   size_t ReadNow(uffd_msg* out, size_t max);
+  // Held by the thread from its read() until the batch is queued, and by the
+  // JS thread around Drain() + ReadNow(): messages reach JS in the order the
+  // kernel gave them. Without it the JS thread could read (and act on) a
+  // fault the kernel raised after an event the watchdog had read but not
+  // queued yet — e.g. a fault at an mremap()'s new address before the REMAP
+  // event, which then looks unregistered and is never resolved.
+  std::mutex& OrderMutex() { return orderMutex_; }
   void SetReadError(int err) { readError_.store(err); }
   bool Filtered() const { return filtered_.load(); }
   void SetPolicy(JsThreadFaultPolicy policy) { policy_.store(policy); }
@@ -107,6 +114,7 @@ class FaultReader {
   bool signalled_ = false;  // a call into JS is pending; under mutex_
   std::thread thread_;
   bool stopped_ = false;
+  std::mutex orderMutex_;  // see OrderMutex()
   std::mutex readMutex_;  // held around each read() of the uffd
   bool paused_ = false;   // under readMutex_
   // Held by the reader thread while a filter handles a batch.
