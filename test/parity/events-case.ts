@@ -57,7 +57,7 @@ export async function eventsCase(memory: ParityMemory, wp: boolean, skip: (reaso
     const remaps: unknown[] = [];
     const removes: unknown[] = [];
     const unexpected: string[] = [];
-    const result = await monitorUntil(cu.events(), child.exited, (e) => {
+    const result = await monitorUntil(cu.events(), child.exited, async (e) => {
       switch (e.type) {
         case 'pagefault': {
           const offset = Math.floor((e.address - areaDst) / pageSize) * pageSize;
@@ -74,9 +74,20 @@ export async function eventsCase(memory: ParityMemory, wp: boolean, skip: (reaso
           }
           // The child reads before it writes: a missing fault is a read.
           if (e.write) writeMissing++;
-          const copied = cu.copyFromAddress(areaDst + offset, src.address + offset, pageSize, { writeProtect: wp });
-          if (copied.status === 'complete') missing++;
-          return;
+          // As the kernel's copy_page(): EEXIST (the page is there: a
+          // duplicate message) wakes the range, since a failed COPY wakes
+          // nobody; EAGAIN (an event is being raised) retries once the
+          // event has been read.
+          for (let tries = 0; ; tries++) {
+            const copied = cu.copyFromAddress(areaDst + offset, src.address + offset, pageSize, { writeProtect: wp });
+            if (copied.status === 'complete') missing++;
+            else if (copied.status === 'EEXIST') cu.wake(areaDst + offset, pageSize);
+            else if (tries < 2000) {
+              await new Promise((r) => setTimeout(r, 1));
+              continue;
+            } else throw new Error(`UFFDIO_COPY still EAGAIN at ${(areaDst + offset).toString(16)}`);
+            return;
+          }
         }
         case 'remap':
           remaps.push(e);
