@@ -11,6 +11,7 @@
 // with WP, whose write-back faults it unprotects), follows the remap, and
 // unregisters the released range on the remove event. All data must be
 // right, the released range zero, and missing faults == pages.
+import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import { Userfaultfd, type RegisterMode } from '../../lib';
 import { forkChild, type ForkedChild } from '../../lib/testing';
@@ -29,6 +30,7 @@ export async function eventsCase(memory: ParityMemory, wp: boolean, skip: (reaso
   const uffd = Userfaultfd.open({ features: setup.features });
   let childUffd: Userfaultfd | undefined;
   let child: ForkedChild | undefined;
+  let diagnose: NodeJS.Timeout | undefined;
   try {
     uffd.register(dst, modes);
     const events = uffd.events();
@@ -57,6 +59,16 @@ export async function eventsCase(memory: ParityMemory, wp: boolean, skip: (reaso
     const remaps: unknown[] = [];
     const removes: unknown[] = [];
     const unexpected: string[] = [];
+    // Diagnostics for a hang (seen rarely under load, cause not proven): where
+    // the child sleeps, and how far the monitor got, before vitest's timeout.
+    const forked = child;
+    diagnose = setTimeout(() => {
+      let wchan = '?';
+      try {
+        wchan = readFileSync(`/proc/${forked.pid}/wchan`, 'utf8');
+      } catch {}
+      console.error(`${memory}${wp ? ' wp' : ''}: stuck after 20 s`, { wchan, missing, wpFaults, staleFaults, writeMissing, remaps, removes, unexpected, areaDst, registrations: cu.registrations });
+    }, 20_000);
     const result = await monitorUntil(cu.events(), child.exited, async (e) => {
       switch (e.type) {
         case 'pagefault': {
@@ -102,6 +114,7 @@ export async function eventsCase(memory: ParityMemory, wp: boolean, skip: (reaso
       }
     });
 
+    clearTimeout(diagnose);
     expect(result.failedStep).toBeUndefined();
     expect(result).toMatchObject({ exitCode: 0, signal: null });
     expectEach('values the child read', result.values, pattern);
@@ -116,6 +129,7 @@ export async function eventsCase(memory: ParityMemory, wp: boolean, skip: (reaso
     expect(wpFaults).toBe(wp ? nrPages : 0);
     expect(staleFaults).toBeLessThanOrEqual(1);
   } finally {
+    clearTimeout(diagnose);
     child?.kill('SIGKILL');
     childUffd?.close();
     uffd.close();
