@@ -3,7 +3,8 @@
 // faults) and when it started and ended, and can be pinned to a CPU.
 import os from 'node:os';
 import { native } from '../native';
-import { checkBoolean, checkInteger, checkObject } from '../validate';
+import { checkInteger } from '../validate';
+import { touchArguments } from './touch-pages';
 import type { TouchOptions, TouchResult } from './index';
 
 export interface TimedTouchOptions extends TouchOptions {
@@ -21,15 +22,10 @@ export interface TimedTouchResult extends TouchResult {
 
 /** touchPages() that also times every access (benchmarks; see bench/run.mjs). */
 export function touchPagesTimed(address: number, length: number, options?: TimedTouchOptions): Promise<TimedTouchResult> {
-  const opts = checkObject<TimedTouchOptions>('options', options);
-  const start = checkInteger('address', address, 1);
-  const bytes = checkInteger('length', length, 1);
-  const stride = checkInteger('options.stride', opts.stride ?? 4096, 4);
-  const value = checkInteger('options.value', opts.value ?? 0, 0, 0xffffffff);
-  const write = opts.write === undefined ? false : checkBoolean('options.write', opts.write);
-  const ref = opts.ref === undefined ? true : checkBoolean('options.ref', opts.ref);
-  const cpu = opts.cpu === undefined ? -1 : checkInteger('options.cpu', opts.cpu, 0, os.availableParallelism() - 1);
-  return native.touch(start, bytes, stride, write, value, ref, cpu, true);
+  const args = touchArguments(address, length, options);
+  const opts = options as TimedTouchOptions; // an object: touchArguments() checked it
+  const cpu = opts?.cpu === undefined ? -1 : checkInteger('options.cpu', opts.cpu, 0, os.availableParallelism() - 1);
+  return native.touch(...args, cpu, true);
 }
 
 /** Pins the calling thread (the JS thread, when called from JavaScript) to one CPU. */

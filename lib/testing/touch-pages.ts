@@ -32,6 +32,11 @@ export interface TouchOptions {
  * page: it may never settle if a fault is never resolved.
  */
 export function touchPages(address: number, length: number, options?: TouchOptions): Promise<TouchResult> {
+  return native.touch(...touchArguments(address, length, options));
+}
+
+/** Checks touchPages()' arguments: native.touch's first six, in order (also for touchPagesTimed()). */
+export function touchArguments(address: number, length: number, options: TouchOptions | undefined): [number, number, number, boolean, number, boolean] {
   const opts = checkObject<TouchOptions>('options', options);
   const start = checkInteger('address', address, 1);
   const bytes = checkInteger('length', length, 1);
@@ -39,7 +44,7 @@ export function touchPages(address: number, length: number, options?: TouchOptio
   const value = checkInteger('options.value', opts.value ?? 0, 0, 0xffffffff);
   const write = opts.write === undefined ? false : checkBoolean('options.write', opts.write);
   const ref = opts.ref === undefined ? true : checkBoolean('options.ref', opts.ref);
-  return native.touch(start, bytes, stride, write, value, ref);
+  return [start, bytes, stride, write, value, ref];
 }
 
 /** The calling thread's kernel thread id (what pagefault events report as threadId). */
