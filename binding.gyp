@@ -12,6 +12,7 @@
         "native/memory/guest_memfd.cc",
         "native/memory/pagemap_scan.cc",
         "native/faults/fault_reader.cc",
+        "native/faults/fault_reader_binding.cc",
         "native/faults/loop_poll.cc",
         "native/testing/touch_threads.cc",
         "native/testing/thread_id.cc",

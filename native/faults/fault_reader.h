@@ -29,6 +29,9 @@
 
 namespace uffd {
 
+// Messages per read() of a uffd, as the C reference handler reads.
+inline constexpr size_t kBatch = 64;
+
 // Calls onReadable() with the raw C API: during environment teardown a call
 // into JavaScript fails, and that must not become a C++ exception on a libuv
 // callback. A JavaScript exception stays pending, and Node reports it as
