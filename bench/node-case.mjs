@@ -183,8 +183,8 @@ async function restore(path, length, readahead, handler) {
   uffd.register(area, ['missing']);
   const base = area.address;
   if (handler === 'native') {
-    // The Pager's file source: pread() into the page (or read-ahead window)
-    // and one UFFDIO_COPY, on the reader thread.
+    // The Pager's file source: one UFFDIO_COPY per fault (or read-ahead
+    // window) from its own mapping of the file, on the reader thread.
     const pager = Pager.create(uffd, { readAhead: readahead });
     pager.serve(area, { kind: 'file', path, offset: 0 });
     const t0 = performance.now();

@@ -3,8 +3,8 @@
 // listen on a Unix socket; Firecracker connects and sends ONE message, the
 // JSON region list (regions.ts) with its userfaultfd as SCM_RIGHTS; serve
 // every fault from the snapshot memory file at the region's offset. The
-// faults are served by the Pager's native path (a pread() of the file and
-// one UFFDIO_COPY per fault or read-ahead window, on the uffd's reader
+// faults are served by the Pager's native path (one UFFDIO_COPY from its
+// mapping of the file per fault or read-ahead window, on the uffd's reader
 // thread), not by JavaScript.
 //
 // Balloon: Firecracker enables UFFD_FEATURE_EVENT_REMOVE and

@@ -1,7 +1,7 @@
 // What a served range is filled from, checked before anything reaches
 // native code. Each source becomes a (kind, data) pair for pagerServe.
-import { closeSync, openSync } from 'node:fs';
-import { closedError } from '../errors';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closedError, conditionError } from '../errors';
 import { MemoryFile } from '../memory/memory-file';
 import { checkInteger, describe } from '../validate';
 
@@ -23,7 +23,13 @@ export type PagerSource =
   | { readonly kind: 'zero' }
   /** Bytes of this process, from `offset` (default 0); kept referenced until the pager closes. */
   | { readonly kind: 'buffer'; readonly buffer: PageBytes; readonly offset?: number }
-  /** A file (a memory snapshot) by path or fd, from `offset` (default 0); read with pread(). */
+  /**
+   * A file (a memory snapshot) by path or fd, from `offset` (default 0).
+   * Copied from the pager's own read-only mapping of the file (made by
+   * serve()), or read with pread() where the file cannot be mapped (an empty
+   * file, /proc) or has grown since. Pages the file does not hold whole are
+   * source failures (ERR_PAGER_SHORT_READ), also after a truncation.
+   */
   | { readonly kind: 'file'; readonly path?: string; readonly fd?: number; readonly offset?: number }
   /** A memfd or hugetlbfs file, copied from the pager's own read-only mapping of it, from `offset`. */
   | { readonly kind: 'memoryFile'; readonly file: MemoryFile; readonly offset?: number }
@@ -49,6 +55,14 @@ export interface PreparedSource {
   read?: PageReader;
   /** Runs after pagerServe (which dup()s an fd it needs). */
   done(): void;
+}
+
+/** A file source is read at offsets: a pipe or a socket cannot be (each fault would fail with ESPIPE). */
+function checkSeekable(fd: number, what: string): void {
+  const st = fstatSync(fd);
+  if (st.isFIFO() || st.isSocket()) {
+    throw conditionError('ESPIPE', 'serve', `${what} is a ${st.isFIFO() ? 'pipe' : 'socket'}: a file source is read at offsets; use a 'function' source for a stream`);
+  }
 }
 
 function offsetOf(source: { offset?: number }): number {
@@ -84,10 +98,19 @@ export function prepareSource(source: unknown, length: number): PreparedSource {
       const offset = offsetOf(s);
       if ((s.path === undefined) === (s.fd === undefined)) throw new TypeError('a file source needs exactly one of source.path and source.fd');
       if (s.fd !== undefined) {
-        return { kind, code: SOURCE_CODES.file, offset, data: checkInteger('source.fd', s.fd, 0, 0x7fffffff), done: nothing };
+        const fd = checkInteger('source.fd', s.fd, 0, 0x7fffffff);
+        checkSeekable(fd, 'source.fd');
+        return { kind, code: SOURCE_CODES.file, offset, data: fd, done: nothing };
       }
       if (typeof s.path !== 'string') throw new TypeError(`source.path must be a string (got ${describe(s.path)})`);
-      const fd = openSync(s.path, 'r');
+      // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+      const fd = openSync(s.path, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        checkSeekable(fd, 'source.path');
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
       return { kind, code: SOURCE_CODES.file, offset, data: fd, done: () => closeSync(fd) };
     }
     case 'memoryFile': {

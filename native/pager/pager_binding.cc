@@ -124,7 +124,23 @@ Napi::Value PagerServe(const Napi::CallbackInfo& info) {
     int fd = fcntl(FdArg(info, 6), F_DUPFD_CLOEXEC, 0);
     if (fd < 0) ThrowErrno(env, errno, "dup");
     source->fd = fd;
-    if (kind == SourceKind::kMemoryFile) {
+    if (kind == SourceKind::kFile) {
+      // Served from a read-only mapping of the file, one copy per fault
+      // (pread() into a buffer and COPY from it is two). What cannot be
+      // mapped (empty, not a regular file, a file system without mmap, as
+      // /proc) is read with pread() instead; so is what lies past the end
+      // the file had now, if it grows.
+      struct stat st;
+      if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        void* map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+        if (map != MAP_FAILED) {
+          source->mapping = map;
+          source->mappingLength = static_cast<size_t>(st.st_size);
+          source->data = static_cast<const uint8_t*>(map);
+          source->size = source->mappingLength;
+        }
+      }
+    } else {
       struct stat st;
       if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
       void* map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -113,6 +114,50 @@ FillResult ZeroFill(int fd, uint64_t dst, uint64_t length, uint64_t pageSize, Bu
   return CopyFrom(fd, dst, zeros, length);
 }
 
+// The old way, and the fallback: pread() into a scratch buffer, then COPY
+// (two copies). The window ends at the last whole page read.
+FillResult PreadFill(int fd, const Source& source, uint64_t offset, uint64_t dst, uint64_t length, uint64_t pageSize,
+                     Buffers* buffers) {
+  uint8_t* scratch = buffers->Scratch(length);
+  if (!scratch) return FillResult{ENOMEM, 0, false};
+  uint64_t got = 0;
+  while (got < length) {
+    ssize_t n = pread(source.fd, scratch + got, length - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (got >= pageSize) break;  // serve what was read
+      return FillResult{errno, 0, false};
+    }
+    if (n == 0) break;
+    got += static_cast<uint64_t>(n);
+  }
+  if (got < pageSize) return FillResult{ENODATA, 0, true};  // the file ends inside the faulting page
+  return CopyFrom(fd, dst, scratch, got - got % pageSize);
+}
+
+// One copy, from the source's mapping of the file (as Firecracker's handler
+// does), with pread()'s semantics. The file may have shrunk since it was
+// mapped: the mapping then reads zeros to the end of the file's last page
+// and cannot be read at all beyond (the kernel's copy gets EFAULT: no
+// signal, the copy is done by the kernel). fstat() clips the window to the
+// whole pages the file has now; a page the file ends inside, a page past
+// the mapping (the file grew), and a truncation racing with this copy
+// (EFAULT before any page was copied) are left to pread(), which tells a
+// short read from an error. Returns false to fall back.
+bool MappedFill(int fd, const Source& source, uint64_t offset, uint64_t dst, uint64_t length, uint64_t pageSize,
+                FillResult* out) {
+  struct stat st;
+  if (fstat(source.fd, &st) != 0) return false;
+  uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(st.st_size), source.size);
+  if (end < offset || end - offset < pageSize) return false;
+  uint64_t usable = std::min(length, end - offset);
+  usable -= usable % pageSize;
+  FillResult r = CopyFrom(fd, dst, source.data + offset, usable);
+  if (r.err == EFAULT && r.done == 0) return false;
+  *out = r;
+  return true;
+}
+
 }  // namespace
 
 FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uint64_t length, uint64_t pageSize,
@@ -124,21 +169,9 @@ FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uin
     case SourceKind::kMemoryFile:
       return CopyFrom(fd, dst, source.data + offset, length);
     case SourceKind::kFile: {
-      uint8_t* scratch = buffers->Scratch(length);
-      if (!scratch) return FillResult{ENOMEM, 0, false};
-      uint64_t got = 0;
-      while (got < length) {
-        ssize_t n = pread(source.fd, scratch + got, length - got, static_cast<off_t>(offset + got));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (got >= pageSize) break;  // serve what was read
-          return FillResult{errno, 0, false};
-        }
-        if (n == 0) break;
-        got += static_cast<uint64_t>(n);
-      }
-      if (got < pageSize) return FillResult{ENODATA, 0, true};  // the file ends inside the faulting page
-      return CopyFrom(fd, dst, scratch, got - got % pageSize);
+      FillResult r;
+      if (source.data && MappedFill(fd, source, offset, dst, length, pageSize, &r)) return r;
+      return PreadFill(fd, source, offset, dst, length, pageSize, buffers);
     }
     case SourceKind::kFunction:
       break;

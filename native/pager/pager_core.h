@@ -4,9 +4,9 @@
 // where the messages are read: on the uffd's reader thread (as its
 // FaultFilter) for the pager's own uffd, on a ChildServer thread for the uffd
 // of a forked child. Per fault it makes one ioctl: COPY from the buffer, from
-// a pread() of the file, or from the memfd's mapping, ZEROPAGE, or CONTINUE
-// for a minor fault, over a read-ahead window that grows on sequential
-// faults. Faults of 'function' ranges become requests that JavaScript
+// the file's or the memfd's mapping (pread() where a file cannot be mapped),
+// ZEROPAGE, or CONTINUE for a minor fault, over a read-ahead window that
+// grows on sequential faults. Faults of 'function' ranges become requests that JavaScript
 // completes (pagerComplete). What a Core does not serve passes on to
 // JavaScript unchanged.
 //
@@ -43,10 +43,12 @@ enum class AfterRemove : int { kZero = 0, kSource = 1 };
 struct Source {
   SourceKind kind = SourceKind::kZero;
   // kBuffer: JavaScript memory that lib/ keeps referenced until the pager
-  // closes; kMemoryFile: this source's own read-only mapping of the memfd.
+  // closes; kMemoryFile: this source's own read-only mapping of the memfd;
+  // kFile: its read-only mapping of the file as long as it was when served
+  // (nullptr if it could not be mapped: pread() then).
   const uint8_t* data = nullptr;
   size_t size = 0;
-  int fd = -1;  // kFile: a dup() owned by the source
+  int fd = -1;  // kFile, kMemoryFile: a dup() owned by the source
   void* mapping = nullptr;
   size_t mappingLength = 0;
   uint32_t tag = 0;  // lib/'s id of the source (which function to call)
@@ -104,7 +106,8 @@ class Buffers {
   size_t scratchLength_ = 0;
 };
 
-// One ioctl filling [dst, dst + length) of `fd` from `source` at `offset`.
+// One ioctl filling [dst, dst + length) of `fd` from `source` at `offset`
+// (a file source may be clipped to the whole pages the file has).
 struct FillResult {
   int err = 0;          // 0, or the errno of the ioctl (or of pread)
   uint64_t done = 0;    // bytes placed (may be > 0 with err set)
