@@ -62,7 +62,7 @@ export interface NativeAddon {
   readerPause(id: number, paused: boolean): void;
 
   // pager/pager_binding.cc (lib/pager/)
-  pagerCreate(readerId: number, uffd: number, onNotes: () => void, readAheadMin: number, readAheadMax: number, onFailure: number, afterRemove: number, statsIntervalMs: number): number;
+  pagerCreate(readerId: number, uffd: number, onNotes: () => void, readAheadMin: number, readAheadMax: number, readAheadAsync: boolean, onFailure: number, afterRemove: number, statsIntervalMs: number): number;
   pagerServe(id: number, start: Address, length: number, pageSize: number, offset: number, kind: number, data: ArrayBufferView | ArrayBuffer | number | undefined, tag: number): boolean;
   pagerUnserve(id: number, start: Address, length: number): number;
   /** [start, end, offset, kind] per served range. */
@@ -142,6 +142,7 @@ export interface NativePagerStats {
   faults: number;
   bytes: number;
   readAheadPages: number;
+  asyncReadAheadPages: number;
   prefetchedBytes: number;
   eexist: number;
   eagain: number;

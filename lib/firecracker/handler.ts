@@ -170,7 +170,7 @@ export class FirecrackerHandler extends EventEmitter<{ reject: [Rejection] }> {
     if (typeof opts.socket !== 'string') throw new TypeError('options.socket must be the path of the socket to listen on');
     const timeout = opts.handshakeTimeoutMs === undefined ? 10_000 : checkInteger('options.handshakeTimeoutMs', opts.handshakeTimeoutMs, 1);
     if (opts.readAhead !== undefined && typeof opts.readAhead !== 'boolean' && (opts.readAhead === null || typeof opts.readAhead !== 'object')) {
-      throw new TypeError('options.readAhead must be a boolean or {min?, max?}');
+      throw new TypeError('options.readAhead must be a boolean or {min?, max?, async?}');
     }
     if (opts.onFailure !== undefined) checkOneOf('options.onFailure', opts.onFailure, ['poison', 'zero']);
     const fd = openSync(opts.memory, 'r');

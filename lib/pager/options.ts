@@ -10,9 +10,19 @@ export interface PagerOptions {
    * window starts at `min` and doubles on each fault that follows the last
    * window, up to `max`, and falls back to `min` on a random access (as
    * CRIU's lazy-pages). Never past the served range, never over a page that
-   * is already there. `true` (default): 64 KiB to 4 MiB; `false`: one page.
+   * is already there. `true` (default): 64 KiB to 4 MiB, asynchronous;
+   * `false`: one page.
+   *
+   * `async` (default true): once faults are sequential, the next window is
+   * filled before the thread gets there, as the kernel's own read-ahead
+   * does: on the uffd's reader thread, in 256 KiB pieces between batches of
+   * faults (a fault waits for one piece at most). The first page of each
+   * window is left missing: the thread's fault there is the only sign of
+   * its progress, and schedules the window after. The thread then waits
+   * for one page per window instead of the whole window, and the copy
+   * overlaps its work. `stats().asyncReadAheadPages` counts what it filled.
    */
-  readAhead?: boolean | { min?: number; max?: number };
+  readAhead?: boolean | { min?: number; max?: number; async?: boolean };
   /**
    * What a page gets when its source fails (a short file, an I/O error, a
    * function that throws or returns too few bytes): 'poison' (default: the

@@ -9,7 +9,7 @@
  *     | { kind: 'memoryFile', file, offset? } | { kind: 'function', read(address, length, { offset, threadId, write }) }
  *   pager.unserve({ address, length })          // faults there go back to uffd.events()
  *   await pager.prefetch(range?, { signal? })   // fill the rest in the background (SCHED_IDLE)
- *   pager.stats()                               // faults, bytes, read-ahead, per thread, latency histogram
+ *   pager.stats()                               // faults, bytes, read-ahead (async), per thread, latency histogram
  *   pager.on('failure', (f: PagerFailure) => …) // a source failed; the page was poisoned or zeroed
  *   pager.on('remap' | 'remove' | 'unmap' | 'fork' | 'stats', …)
  *   pager.ref() / pager.unref()                 // serving holds the event loop (default), as a server does
@@ -18,7 +18,8 @@
  * How it runs: the pager attaches to the uffd's native reader thread as a
  * fault filter (Userfaultfd.readerIdFor). Faults in served ranges are
  * resolved on that thread with one ioctl per fault or read-ahead window, no
- * JavaScript per fault, except for 'function' sources, whose pages are
+ * JavaScript per fault (the asynchronous read-ahead also fills windows on
+ * that thread, between batches), except for 'function' sources, whose pages are
  * requested from JavaScript in batches. Everything else (faults outside
  * served ranges, WP faults, remap/remove/unmap events) still reaches
  * uffd.events(). FORK events are the exception: the pager serves the
@@ -31,7 +32,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { native } from '../native';
 import { abortError, closedError, errnoError, withRange } from '../errors';
-import { checkAligned, checkInteger, checkObject, checkOneOf } from '../validate';
+import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf } from '../validate';
 import { PAGE_SIZE } from '../memory/constants';
 import type { RangeLike, Userfaultfd } from '../uffd/userfaultfd';
 import { prepareSource, SOURCE_CODES, SOURCE_KINDS, type PageBytes, type PageReader, type PagerSource } from './sources';
@@ -80,20 +81,23 @@ export class Pager extends EventEmitter {
     const opts = checkObject<PagerOptions>('options', options);
     let min = 64 << 10;
     let max = 4 << 20;
+    let async = true;
     if (opts.readAhead === false) {
       max = 0;
+      async = false;
     } else if (opts.readAhead !== undefined && opts.readAhead !== true) {
-      const ra = checkObject<{ min?: number; max?: number }>('options.readAhead', opts.readAhead);
+      const ra = checkObject<{ min?: number; max?: number; async?: boolean }>('options.readAhead', opts.readAhead);
       min = ra.min === undefined ? min : checkInteger('options.readAhead.min', ra.min, PAGE_SIZE, 1 << 30);
       max = ra.max === undefined ? Math.max(max, min) : checkInteger('options.readAhead.max', ra.max, 0, 1 << 30);
       if (max !== 0 && max < min) throw new RangeError(`options.readAhead.max (${max}) is below options.readAhead.min (${min})`);
+      async = ra.async === undefined ? async : checkBoolean('options.readAhead.async', ra.async);
     }
     this.onFailure = opts.onFailure === undefined ? 'poison' : checkOneOf('options.onFailure', opts.onFailure, ['poison', 'zero']);
     const afterRemove = opts.afterRemove === undefined ? 'zero' : checkOneOf('options.afterRemove', opts.afterRemove, ['zero', 'source']);
     const interval = opts.statsIntervalMs === undefined ? 0 : checkInteger('options.statsIntervalMs', opts.statsIntervalMs, 0);
     const readerId = uffd.readerIdFor('pager');
     try {
-      this.#id = native.pagerCreate(readerId, uffd.fd, () => this.#onNotes(), min, max, this.onFailure === 'poison' ? 0 : 1, afterRemove === 'zero' ? 0 : 1, interval);
+      this.#id = native.pagerCreate(readerId, uffd.fd, () => this.#onNotes(), min, max, async, this.onFailure === 'poison' ? 0 : 1, afterRemove === 'zero' ? 0 : 1, interval);
     } catch (err) {
       if ((err as { code?: string }).code === 'EBUSY') (err as Error).message += ': this userfaultfd already has a pager';
       throw err;

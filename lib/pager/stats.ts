@@ -8,6 +8,11 @@ export interface PagerStats {
   readonly bytes: number;
   /** Pages mapped beyond the faulting ones by read-ahead. */
   readonly readAheadPages: number;
+  /**
+   * Of those, pages mapped by the asynchronous read-ahead before any thread
+   * reached them (`readAhead: { async: true }`): nobody waited for them.
+   */
+  readonly asyncReadAheadPages: number;
   readonly prefetchedBytes: number;
   /** Pages found already there (another thread or the prefetch was first): success. */
   readonly eexist: number;
@@ -52,6 +57,7 @@ export function decodeStats(raw: NativePagerStats): PagerStats {
     faults: raw.faults,
     bytes: raw.bytes,
     readAheadPages: raw.readAheadPages,
+    asyncReadAheadPages: raw.asyncReadAheadPages,
     prefetchedBytes: raw.prefetchedBytes,
     eexist: raw.eexist,
     eagain: raw.eagain,

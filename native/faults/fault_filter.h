@@ -27,6 +27,16 @@ class FaultFilter {
   // wait for the end of the batch (the pager's stats() and ranges() do).
   virtual void BeginBatch() {}
   virtual void EndBatch() {}
+  // Work the filter does on the reader thread between batches (the pager's
+  // asynchronous read-ahead): the reader calls Background() while no
+  // message waits, bracketed like a batch, one bounded piece per call, so
+  // that a fault waits for one piece at most and the work is ordered with
+  // the events exactly as the filter's own ioctls are (a separate thread
+  // could fill pages after a REMOVE or UNMAP was read, before the filter
+  // heard of it). HasBackground() is checked after every batch.
+  enum class Work { kIdle, kMore, kBlocked };  // kBlocked: retry in a while (EAGAIN)
+  virtual bool HasBackground() { return false; }
+  virtual Work Background(int /*uffd*/) { return Work::kIdle; }
 };
 
 }  // namespace uffd

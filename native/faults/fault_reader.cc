@@ -332,10 +332,28 @@ bool FaultReader::WatchTick(bool* wasReadable, uint64_t* lastReads, bool* deferr
   return ReadBatch(deferred);
 }
 
+// Whether the filter has background work, after a batch that may have made some.
+FaultFilter::Work FaultReader::BackgroundState() {
+  std::lock_guard<std::mutex> lock(filterMutex_);
+  return filter_ && filter_->HasBackground() ? FaultFilter::Work::kMore : FaultFilter::Work::kIdle;
+}
+
+// One piece of the filter's background work (nothing waits to be read).
+FaultFilter::Work FaultReader::RunBackground() {
+  std::lock_guard<std::mutex> lock(filterMutex_);
+  if (!filter_) return FaultFilter::Work::kIdle;
+  filter_->BeginBatch();
+  FaultFilter::Work work = filter_->Background(uffd_);
+  filter_->EndBatch();
+  return work;
+}
+
 void FaultReader::Run() {
   pollfd fds[3] = {{stopFd_, POLLIN, 0}, {controlFd_, POLLIN, 0}, {uffd_, POLLIN, 0}};
   int strikes = 0;
   bool deferred = false;  // the filter has faults to retry
+  using Work = FaultFilter::Work;
+  Work background = Work::kIdle;  // the filter's background work
   bool wasReadable = false;
   uint64_t lastReads = 0;
   for (;;) {
@@ -348,7 +366,13 @@ void FaultReader::Run() {
     bool watching = watchdog_ && !paused && !filtered_.load();
     // Paused or watching, the uffd is left out of the poll set: paused, its
     // messages stay in the kernel until resumed (or stopped).
-    int timeout = paused ? kPausedCheckMs : watching ? kWatchdogTickMs : deferred ? 1 : -1;
+    // Background work goes on while nothing is to be read: poll without
+    // waiting between its pieces.
+    int timeout = paused                                        ? kPausedCheckMs
+                  : watching                                    ? kWatchdogTickMs
+                  : background == Work::kMore                   ? 0
+                  : deferred || background == Work::kBlocked    ? 1
+                                                                : -1;
     int ready = poll(fds, paused || watching ? 2 : 3, timeout);
     if (ready < 0) {
       if (errno == EINTR) continue;
@@ -366,6 +390,7 @@ void FaultReader::Run() {
           deferred = false;
         }
       }
+      if (!paused && !watching && background != Work::kIdle) background = RunBackground();
       if (watching) {
         if (!WatchTick(&wasReadable, &lastReads, &deferred)) break;
         continue;
@@ -396,6 +421,7 @@ void FaultReader::Run() {
       break;
     }
     if (!ReadBatch(&deferred)) break;
+    background = BackgroundState();
   }
 }
 

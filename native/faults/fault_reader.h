@@ -94,6 +94,8 @@ class FaultReader {
  private:
   void Run();
   bool ReadBatch(bool* deferred);
+  FaultFilter::Work BackgroundState();
+  FaultFilter::Work RunBackground();
   bool WatchTick(bool* wasReadable, uint64_t* lastReads, bool* deferred);
   void Deliver(const uffd_msg* msgs, size_t n);
   void ResolveForJsThread(uffd_msg* msg);

@@ -70,9 +70,10 @@ PagerSlot* SlotArg(const Napi::CallbackInfo& info) {
   return slot;
 }
 
-// pagerCreate(readerId, uffd, onNotes, readAheadMin, readAheadMax, onFailure, afterRemove, statsIntervalMs) -> id
+// pagerCreate(readerId, uffd, onNotes, readAheadMin, readAheadMax, readAheadAsync, onFailure, afterRemove,
+//             statsIntervalMs) -> id
 Napi::Value PagerCreate(const Napi::CallbackInfo& info) {
-  CheckArgCount(info, 8);
+  CheckArgCount(info, 9);
   Napi::Env env = info.Env();
   uint32_t readerId = static_cast<uint32_t>(IntArg(info, 0));
   FaultReader* reader = FindReader(env, readerId);
@@ -80,9 +81,10 @@ Napi::Value PagerCreate(const Napi::CallbackInfo& info) {
   Config config;
   config.readAheadMin = UintArg(info, 3);
   config.readAheadMax = UintArg(info, 4);
-  config.onFailure = static_cast<FailurePolicy>(IntArg(info, 5));
-  config.afterRemove = static_cast<AfterRemove>(IntArg(info, 6));
-  config.statsIntervalNs = UintArg(info, 7) * 1000000ull;
+  config.readAheadAsync = info[5].ToBoolean();
+  config.onFailure = static_cast<FailurePolicy>(IntArg(info, 6));
+  config.afterRemove = static_cast<AfterRemove>(IntArg(info, 7));
+  config.statsIntervalNs = UintArg(info, 8) * 1000000ull;
   auto* slot = new PagerSlot{env, readerId, FdArg(info, 1), nullptr, nullptr, {}, 0, false};
   slot->shared = std::make_shared<Shared>(env, info[2].As<Napi::Function>(), config);
   slot->root = std::make_shared<Core>(slot->shared, false, reader->JsThreadId());
@@ -197,6 +199,7 @@ Napi::Value PagerStats(const Napi::CallbackInfo& info) {
   set("faults", s.faults);
   set("bytes", s.bytes);
   set("readAheadPages", s.readAheadPages);
+  set("asyncReadAheadPages", s.asyncReadAheadPages);
   set("prefetchedBytes", s.prefetchedBytes);
   set("eexist", s.eexist);
   set("eagain", s.eagain);

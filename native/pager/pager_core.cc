@@ -19,6 +19,10 @@ namespace uffd::pager {
 
 namespace {
 constexpr int kMaxTries = 5000;  // EAGAIN retries (1 ms apart) before a deferred fault is woken and dropped
+// The asynchronous read-ahead fills its windows in pieces of this size (or
+// one page, if larger), between batches: a fault read meanwhile waits for
+// one piece at most (tens of µs).
+constexpr uint64_t kAsyncChunk = 256 << 10;
 }
 
 uint64_t NowNs() {
@@ -180,7 +184,9 @@ FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uin
 }
 
 Core::Core(std::shared_ptr<Shared> shared, bool child, pid_t jsThreadId)
-    : shared_(std::move(shared)), child_(child), jsThreadId_(jsThreadId) {}
+    : shared_(std::move(shared)), child_(child), jsThreadId_(jsThreadId) {
+  async_.reserve(kMaxAsync);
+}
 
 void Core::Quiesce() {
   // A batch takes microseconds; the bound only guards against a reader
@@ -214,6 +220,7 @@ void Core::Insert(std::vector<Range>&& ranges) {
 
 // Splits ranges at `start` and `end` and moves the parts inside into `removed`.
 void Core::Cut(uint64_t start, uint64_t end, std::vector<Range>* removed) {
+  DropAsync(start, end);
   std::vector<Range> kept;
   for (Range& r : ranges_) {
     if (r.end <= start || r.start >= end) {
@@ -230,6 +237,7 @@ void Core::Cut(uint64_t start, uint64_t end, std::vector<Range>* removed) {
       right.offset = r.offset + (end - r.start);
       right.start = end;
       right.raWindow = 0;
+      right.raMarker = false;
       kept.push_back(right);
     }
     Range inside = r;
@@ -237,6 +245,7 @@ void Core::Cut(uint64_t start, uint64_t end, std::vector<Range>* removed) {
     inside.end = std::min(r.end, end);
     inside.offset = r.offset + (inside.start - r.start);
     inside.raWindow = 0;
+    inside.raMarker = false;
     if (removed) removed->push_back(std::move(inside));
   }
   ranges_ = std::move(kept);
@@ -254,7 +263,10 @@ uint64_t Core::Unserve(uint64_t start, uint64_t end) {
 std::vector<Range> Core::Snapshot() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Range> copy = ranges_;
-  for (Range& r : copy) r.raWindow = 0;
+  for (Range& r : copy) {
+    r.raWindow = 0;
+    r.raMarker = false;
+  }
   return copy;
 }
 
@@ -292,6 +304,93 @@ uint64_t Core::Window(Range& range, uint64_t page) {
   window = std::max(ps, window - window % ps);
   range.raWindow = window;
   return std::min(window, range.end - page);
+}
+
+// The window after one of `window` bytes while faults stay sequential.
+uint64_t Core::NextWindow(const Range& range, uint64_t window) const {
+  uint64_t next = std::min(window * 2, shared_->config.readAheadMax);
+  return std::max(range.pageSize, next - next % range.pageSize);
+}
+
+// Asynchronous read-ahead, as the kernel's (PG_readahead): the window
+// [marker, marker + window) is filled in the background but for its first
+// page, the marker. The thread that reaches the window faults there, which
+// says the window is being used: the marker is mapped and the next window
+// is scheduled, while the thread goes on through this one. So the copy of
+// each window overlaps the thread's work in the one before, and the thread
+// waits for one page per window (a fault is the only sign of its progress:
+// touching present pages raises nothing).
+void Core::ScheduleAsync(Range& range, uint64_t marker, uint64_t window) {
+  range.raNext = marker;
+  range.raWindow = window;
+  range.raMarker = marker < range.end;
+  uint64_t end = std::min(range.end, marker + window);
+  if (!range.raMarker || marker + range.pageSize >= end || async_.size() >= kMaxAsync) return;
+  async_.push_back(AsyncWindow{marker + range.pageSize, end});
+  asyncPending_ = true;
+}
+
+Core::AsyncWindow* Core::FindAsync(uint64_t page) {
+  for (AsyncWindow& w : async_) {
+    if (w.next <= page && page < w.end) return &w;
+  }
+  return nullptr;
+}
+
+// The memory changed under [start, end) (REMOVE, UNMAP, REMAP, unserve): no
+// asynchronous window fills anything there from now on. A window is cut at
+// `start` (nothing past it is filled), so that none is split (no allocation).
+void Core::DropAsync(uint64_t start, uint64_t end) {
+  size_t kept = 0;
+  for (AsyncWindow w : async_) {
+    if (w.next < end && start < w.end) w.end = std::max(w.next, std::min(w.end, start));
+    if (w.next < w.end) async_[kept++] = w;
+  }
+  async_.resize(kept);
+  asyncPending_ = kept > 0;
+}
+
+// One piece of the first asynchronous window, on the reader thread while no
+// message waits (FaultFilter::Background). Its outcomes are the prefetch's:
+// EEXIST skips the page, EAGAIN waits for the pending event to be read, and
+// anything else (a short file, memory gone) leaves the rest of the window to
+// the fault path, which reports failures as the pages are touched.
+FaultFilter::Work Core::Background(int uffd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Stats& stats = shared_->stats;
+  while (!async_.empty()) {
+    AsyncWindow& w = async_.front();
+    Range* range = Find(w.next);
+    if (!range || range->source->kind == SourceKind::kFunction) {
+      async_.erase(async_.begin());
+      continue;
+    }
+    uint64_t ps = range->pageSize;
+    uint64_t length = std::min({w.end, range->end, w.next + std::max(kAsyncChunk, ps)}) - w.next;
+    length -= length % ps;
+    if (length == 0) {
+      async_.erase(async_.begin());
+      continue;
+    }
+    FillResult r = Fill(uffd, *range->source, range->offset + (w.next - range->start), w.next, length, ps, &buffers_);
+    if (r.done > 0) {
+      stats.bytes += r.done;
+      stats.readAheadPages += r.done / ps;
+      stats.asyncReadAheadPages += r.done / ps;
+      w.next += r.done;
+    } else if (r.err == EEXIST) {
+      w.next += ps;
+    } else if (r.err == EAGAIN) {
+      stats.eagain++;
+      return Work::kBlocked;
+    } else {
+      w.next = w.end;
+    }
+    if (w.next >= w.end) async_.erase(async_.begin());
+    break;
+  }
+  asyncPending_ = !async_.empty();
+  return async_.empty() ? Work::kIdle : Work::kMore;
 }
 
 void Core::Fail(int fd, const Range& range, uint64_t page, int err, bool shortRead) {
@@ -338,8 +437,35 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     return Outcome::kDone;
   }
 
+  // What to fill now. (1) The fault is in an asynchronous window not filled
+  // that far yet: the thread caught up with the background. The rest of
+  // that window, now (the thread would wait for it anyway); what lies
+  // before the fault is left to the background. (2) The marker of an
+  // asynchronous window: that page, or the whole window if its filling has
+  // not begun; then the next window is scheduled. (3) Otherwise the
+  // adaptive window, now; a sequential one, with asynchronous read-ahead,
+  // also schedules the next.
+  const Config& c = shared_->config;
+  bool async = c.readAheadAsync && c.readAheadMax > ps;
+  bool sequential = range->raWindow != 0 && page == range->raNext;
   uint64_t previousWindow = range->raWindow;
-  uint64_t length = Window(*range, page);
+  AsyncWindow* pending = async ? FindAsync(page) : nullptr;
+  AsyncWindow* behind = nullptr;  // the marker's own window, if filling it has not begun
+  bool marker = !pending && sequential && range->raMarker;
+  uint64_t length;
+  if (pending) {
+    length = std::min(pending->end, range->end) - page;
+  } else if (marker) {
+    length = ps;
+    behind = FindAsync(page + ps);
+    if (behind && behind->next == page + ps) {
+      length = std::min(behind->end, range->end) - page;
+    } else {
+      behind = nullptr;
+    }
+  } else {
+    length = Window(*range, page);
+  }
   FillResult r = Fill(fd, *range->source, range->offset + (page - range->start), page, length, ps, &buffers_);
   // Only a fault that mapped something moves the window: a second thread's
   // fault on a page just mapped (EEXIST) must not reset a sequential run.
@@ -351,7 +477,23 @@ Core::Outcome Core::HandleFault(int fd, const uffd_msg& msg, uint64_t t0) {
     stats.Fault(tid);
     stats.bytes += r.done;
     stats.readAheadPages += r.done / ps - 1;
-    range->raNext = page + r.done;
+    if (pending) {
+      // The thread got into the marked window without faulting on the
+      // marker (something else mapped it): it is still the sign to go on.
+      bool inMarked = range->raMarker && page > range->raNext && page < range->raNext + range->raWindow;
+      pending->end = page;
+      if (pending->next >= pending->end) async_.erase(async_.begin() + (pending - async_.data()));
+      asyncPending_ = !async_.empty();
+      if (inMarked) ScheduleAsync(*range, range->raNext + range->raWindow, NextWindow(*range, range->raWindow));
+    } else if (marker) {
+      if (behind) async_.erase(async_.begin() + (behind - async_.data()));
+      asyncPending_ = !async_.empty();
+      ScheduleAsync(*range, page + range->raWindow, NextWindow(*range, range->raWindow));
+    } else {
+      range->raNext = page + r.done;
+      range->raMarker = false;
+      if (async && sequential) ScheduleAsync(*range, range->raNext, NextWindow(*range, range->raWindow));
+    }
     stats.Latency(NowNs() - t0);
     return Outcome::kDone;
   }
@@ -399,6 +541,7 @@ bool Core::HandleEvent(const uffd_msg& msg) {
     case UFFD_EVENT_UNMAP: {
       uint64_t start = msg.arg.remove.start, end = msg.arg.remove.end;
       std::vector<Range> removed;
+      DropAsync(start, end);  // nothing is filled there in the background after a REMOVE either
       if (msg.event == UFFD_EVENT_UNMAP) {
         Cut(start, end, nullptr);
         shared_->StaleRequests(this, start, end);

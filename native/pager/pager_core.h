@@ -63,11 +63,17 @@ struct Range {
   std::shared_ptr<Source> source;
   uint64_t raNext = 0;    // read-ahead: the page after the last window
   uint64_t raWindow = 0;  // and that window's size
+  // Asynchronous read-ahead: raNext is the marker, the first page of a window
+  // [raNext, raNext + raWindow) the reader thread fills in the background
+  // but for that page, left missing so that the thread reaching the window
+  // says so by faulting there (as the kernel's PG_readahead page).
+  bool raMarker = false;
 };
 
 struct Config {
   uint64_t readAheadMin = 64 << 10;
   uint64_t readAheadMax = 4 << 20;  // 0: one page per fault
+  bool readAheadAsync = false;      // fill the next window before it is reached
   FailurePolicy onFailure = FailurePolicy::kPoison;
   AfterRemove afterRemove = AfterRemove::kZero;
   uint64_t statsIntervalNs = 0;
@@ -76,8 +82,8 @@ struct Config {
 constexpr int kLatencyBuckets = 40;  // bucket i: [2^i, 2^(i+1)) ns
 
 struct Stats {
-  std::atomic<uint64_t> faults{0}, bytes{0}, readAheadPages{0}, prefetchedBytes{0}, eexist{0}, eagain{0},
-      failures{0}, functionFaults{0}, minorFaults{0}, forks{0};
+  std::atomic<uint64_t> faults{0}, bytes{0}, readAheadPages{0}, asyncReadAheadPages{0}, prefetchedBytes{0}, eexist{0},
+      eagain{0}, failures{0}, functionFaults{0}, minorFaults{0}, forks{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
   std::mutex threadsMutex;
   std::unordered_map<pid_t, uint64_t> threads;
@@ -128,6 +134,8 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
   bool RetryDeferred(int uffd) override;
   void BeginBatch() override { batches_++; }
   void EndBatch() override { batches_--; }
+  bool HasBackground() override { return asyncPending_.load(); }
+  Work Background(int uffd) override;
   // JavaScript thread: waits (briefly) until no batch is being handled, so
   // that what a returned madvise/mremap/munmap, or a woken thread, implies
   // is in the ranges and the counters.
@@ -150,7 +158,15 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
     uint64_t t0;
     int tries;
   };
+  // A window the asynchronous read-ahead still has to fill: [next, end).
+  struct AsyncWindow {
+    uint64_t next, end;
+  };
   Outcome HandleFault(int fd, const uffd_msg& msg, uint64_t t0);
+  uint64_t NextWindow(const Range& range, uint64_t window) const;
+  void ScheduleAsync(Range& range, uint64_t marker, uint64_t window);
+  AsyncWindow* FindAsync(uint64_t page);
+  void DropAsync(uint64_t start, uint64_t end);
   bool HandleEvent(const uffd_msg& msg);  // true: also deliver it to JavaScript
   void ZeroRemovedFirst(const uffd_msg* msgs, size_t n);
   void Fail(int fd, const Range& range, uint64_t page, int err, bool shortRead);
@@ -163,9 +179,15 @@ class Core : public FaultFilter, public std::enable_shared_from_this<Core> {
   bool child_;
   pid_t jsThreadId_;
   std::atomic<int> batches_{0};
-  std::mutex mutex_;  // ranges_, deferred_, buffers_
+  std::mutex mutex_;  // ranges_, deferred_, async_, buffers_
   std::vector<Range> ranges_;  // sorted by start, disjoint
   std::vector<Deferred> deferred_;
+  // Reserved up front and bounded: the reader thread should not allocate
+  // (see FaultReader's queue). Full, a window is not scheduled, and its
+  // thread faults in it as without asynchronous read-ahead.
+  static constexpr size_t kMaxAsync = 16;
+  std::vector<AsyncWindow> async_;
+  std::atomic<bool> asyncPending_{false};
   Buffers buffers_;
 };
 

@@ -283,13 +283,17 @@ void ChildServer::Run() {
   Buffers buffers;
   pollfd fds[2] = {{fd_, POLLIN, 0}, {stopFd_, POLLIN, 0}};
   bool deferred = false;
+  using Work = FaultFilter::Work;
+  Work background = Work::kIdle;  // asynchronous read-ahead, as on the parent's reader thread
   for (;;) {
-    int ready = poll(fds, 2, deferred ? 1 : kLivenessMs);
+    int timeout = background == Work::kMore ? 0 : deferred || background == Work::kBlocked ? 1 : kLivenessMs;
+    int ready = poll(fds, 2, timeout);
     if (ready < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
     if (ready <= 0) {
-      if (!deferred && !ProcessAlive(fd_)) break;  // the child exited: nothing more to serve
+      if (!deferred && background == Work::kIdle && !ProcessAlive(fd_)) break;  // the child exited: nothing more to serve
       deferred = core_->RetryDeferred(fd_);
+      if (background != Work::kIdle) background = core_->Background(fd_);
       continue;
     }
     if (fds[0].revents & (POLLERR | POLLNVAL)) break;
@@ -303,6 +307,7 @@ void ChildServer::Run() {
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT) ResolveUnserved(fd_, msgs[i], &buffers);
     }
     deferred = core_->RetryDeferred(fd_);
+    background = core_->HasBackground() ? Work::kMore : Work::kIdle;
   }
   if (!stopRequested_.load()) {
     // The child is gone: give its uffd back now rather than at close().
