@@ -62,13 +62,14 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
   } else if (mode === 'wp') {
     mapping.buffer().fill(1);
     modes = ['wp'];
-  } else if (mode === 'move') {
-    features.push('MOVE');
+  } else if (mode === 'move' || mode === 'copy') {
+    // COPY as the C handler: each page from its own place in a source area
+    // (a pager serves distinct contents, not one cache-hot page).
+    if (mode === 'move') features.push('MOVE');
     src = Mapping.anonymous(length);
     src.madvise('NOHUGEPAGE');
-    src.buffer().fill(2);
+    src.buffer().fill(mode === 'move' ? 2 : 3);
   }
-  const pageBuf = Buffer.alloc(page, 3);
   // UFFD_BENCH_READER=thread measures the reader-thread design (docs/benchmarks.md).
   const uffd = Userfaultfd.open({ features, reader: process.env.UFFD_BENCH_READER ?? 'loop' });
   uffd.register(mapping, modes);
@@ -76,7 +77,7 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
   const base = mapping.address;
   const resolve =
     mode === 'copy'
-      ? (a) => uffd.copy(a, pageBuf)
+      ? (a) => uffd.copyFromAddress(a, src.address + (a - base), page)
       : mode === 'zeropage'
         ? (a) => uffd.zeropage(a, page)
         : mode === 'continue'
@@ -93,7 +94,7 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
     // events' (the pager only takes faults of ranges it serves).
     pager = Pager.create(uffd, { readAhead: false });
     // Minor faults get CONTINUE whatever the source.
-    const source = mode === 'copy' ? { kind: 'buffer', buffer: Buffer.alloc(length, 3) } : { kind: 'zero' };
+    const source = mode === 'copy' ? { kind: 'buffer', buffer: src.buffer() } : { kind: 'zero' };
     pager.serve(mapping, source);
   }
   const share = Math.floor(pages / threads);
