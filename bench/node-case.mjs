@@ -9,7 +9,7 @@
 //                native (the Pager: resolved on the reader thread, no JS per fault)
 //   node-case.mjs bulk <chunk bytes> <total bytes> [per-call]
 //   node-case.mjs restore <file> <bytes> <readahead 0|1> [onfault|native]
-//   node-case.mjs pagemap-scan <bytes> <dirty pages>
+//   node-case.mjs pagemap-scan <bytes> <dirty pages> [objects|arrays]
 import { openSync, closeSync } from 'node:fs';
 import { Userfaultfd, Mapping, MemoryFile, Pager, PAGE_SIZE, HUGE_2M } from '../dist/index.js';
 import * as lib from '../dist/index.js';
@@ -232,22 +232,42 @@ async function restore(path, length, readahead, handler) {
   print({ bytes: length, faults, seconds, gbps: length / seconds / 1e9 });
 }
 
-function pagemapScanCase(length, dirty) {
-  if (typeof lib.pagemapScan !== 'function') throw new Error('pagemapScan: not available');
+function pagemapScanCase(length, dirty, variant) {
   const area = Mapping.anonymous(length);
   area.madvise('NOHUGEPAGE');
   area.buffer().fill(1);
   const uffd = Userfaultfd.open({ features: ['WP_ASYNC', 'WP_UNPOPULATED'] });
   uffd.register(area, ['wp']);
   uffd.writeProtect(area.address, length, true);
+  // 'arrays': the typed-array form, into arrays reused from scan to scan
+  // (as the C side reuses its page_region vector).
+  const room = dirty + 16;
+  const out = { starts: new Float64Array(room), ends: new Float64Array(room), categories: new Uint32Array(room) };
   const scan = () => {
-    const t0 = performance.now();
-    const { regions } = lib.pagemapScan(area.address, length, { categories: ["written"], maxRegions: dirty + 16 });
-    const ms = performance.now() - t0;
     let found = 0;
+    const t0 = performance.now();
+    if (variant === 'arrays') {
+      const r = lib.pagemapScanArrays(area.address, length, { categories: ['written'] }, out);
+      const ms = performance.now() - t0;
+      for (let i = 0; i < r.count; i++) found += (r.ends[i] - r.starts[i]) / PAGE_SIZE;
+      return [ms, found];
+    }
+    const { regions } = lib.pagemapScan(area.address, length, { categories: ['written'], maxRegions: room });
+    const ms = performance.now() - t0;
     for (const r of regions) found += (r.end - r.start) / PAGE_SIZE;
     return [ms, found];
   };
+  // Warmed up (JIT, the reused buffers) as the fault cases' handlers are:
+  // on a small area with a few dirty pages first.
+  const small = Mapping.anonymous(64 * PAGE_SIZE);
+  uffd.register(small, ['wp']);
+  uffd.writeProtect(small.address, small.length, true);
+  small.buffer().fill(1, 0, 32 * PAGE_SIZE);
+  for (let i = 0; i < 20; i++) {
+    if (variant === 'arrays') lib.pagemapScanArrays(small.address, small.length, { categories: ['written'] }, out);
+    else lib.pagemapScan(small.address, small.length, { categories: ['written'], maxRegions: room });
+  }
+  small.unmap();
   const [cleanMs] = scan();
   const pages = length / PAGE_SIZE;
   const step = dirty ? Math.floor(pages / dirty) : pages;
@@ -265,7 +285,7 @@ try {
   if (kind === 'fault') await fault(args[0], args[1], args[2], n(3), n(4), n(5) === 1);
   else if (kind === 'bulk') bulk(n(0), n(1), args[2] === 'per-call');
   else if (kind === 'restore') await restore(args[0], n(1), n(2) === 1, args[3] ?? 'onfault');
-  else if (kind === 'pagemap-scan') pagemapScanCase(n(0), n(1));
+  else if (kind === 'pagemap-scan') pagemapScanCase(n(0), n(1), args[2] ?? 'objects');
   else throw new Error(`unknown case kind ${kind}`);
 } catch (err) {
   print({ error: String(err?.message ?? err) });
