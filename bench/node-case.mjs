@@ -9,7 +9,7 @@
 //                native (the Pager: resolved on the reader thread, no JS per fault)
 //   node-case.mjs bulk <chunk bytes> <total bytes> [per-call]
 //   node-case.mjs restore <file> <bytes> <readahead 0|1> [onfault|native]
-//   node-case.mjs pagemap-scan <bytes> <dirty pages>
+//   node-case.mjs pagemap-scan <bytes> <dirty pages> [objects|arrays]
 import { openSync, closeSync } from 'node:fs';
 import { Userfaultfd, Mapping, MemoryFile, Pager, PAGE_SIZE, HUGE_2M } from '../dist/index.js';
 import * as lib from '../dist/index.js';
@@ -62,13 +62,14 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
   } else if (mode === 'wp') {
     mapping.buffer().fill(1);
     modes = ['wp'];
-  } else if (mode === 'move') {
-    features.push('MOVE');
+  } else if (mode === 'move' || mode === 'copy') {
+    // COPY as the C handler: each page from its own place in a source area
+    // (a pager serves distinct contents, not one cache-hot page).
+    if (mode === 'move') features.push('MOVE');
     src = Mapping.anonymous(length);
     src.madvise('NOHUGEPAGE');
-    src.buffer().fill(2);
+    src.buffer().fill(mode === 'move' ? 2 : 3);
   }
-  const pageBuf = Buffer.alloc(page, 3);
   // UFFD_BENCH_READER=thread measures the reader-thread design (docs/benchmarks.md).
   const uffd = Userfaultfd.open({ features, reader: process.env.UFFD_BENCH_READER ?? 'loop' });
   uffd.register(mapping, modes);
@@ -76,7 +77,7 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
   const base = mapping.address;
   const resolve =
     mode === 'copy'
-      ? (a) => uffd.copy(a, pageBuf)
+      ? (a) => uffd.copyFromAddress(a, src.address + (a - base), page)
       : mode === 'zeropage'
         ? (a) => uffd.zeropage(a, page)
         : mode === 'continue'
@@ -93,7 +94,7 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
     // events' (the pager only takes faults of ranges it serves).
     pager = Pager.create(uffd, { readAhead: false });
     // Minor faults get CONTINUE whatever the source.
-    const source = mode === 'copy' ? { kind: 'buffer', buffer: Buffer.alloc(length, 3) } : { kind: 'zero' };
+    const source = mode === 'copy' ? { kind: 'buffer', buffer: src.buffer() } : { kind: 'zero' };
     pager.serve(mapping, source);
   }
   const share = Math.floor(pages / threads);
@@ -231,22 +232,42 @@ async function restore(path, length, readahead, handler) {
   print({ bytes: length, faults, seconds, gbps: length / seconds / 1e9 });
 }
 
-function pagemapScanCase(length, dirty) {
-  if (typeof lib.pagemapScan !== 'function') throw new Error('pagemapScan: not available');
+function pagemapScanCase(length, dirty, variant) {
   const area = Mapping.anonymous(length);
   area.madvise('NOHUGEPAGE');
   area.buffer().fill(1);
   const uffd = Userfaultfd.open({ features: ['WP_ASYNC', 'WP_UNPOPULATED'] });
   uffd.register(area, ['wp']);
   uffd.writeProtect(area.address, length, true);
+  // 'arrays': the typed-array form, into arrays reused from scan to scan
+  // (as the C side reuses its page_region vector).
+  const room = dirty + 16;
+  const out = { starts: new Float64Array(room), ends: new Float64Array(room), categories: new Uint32Array(room) };
   const scan = () => {
-    const t0 = performance.now();
-    const { regions } = lib.pagemapScan(area.address, length, { categories: ["written"], maxRegions: dirty + 16 });
-    const ms = performance.now() - t0;
     let found = 0;
+    const t0 = performance.now();
+    if (variant === 'arrays') {
+      const r = lib.pagemapScanArrays(area.address, length, { categories: ['written'] }, out);
+      const ms = performance.now() - t0;
+      for (let i = 0; i < r.count; i++) found += (r.ends[i] - r.starts[i]) / PAGE_SIZE;
+      return [ms, found];
+    }
+    const { regions } = lib.pagemapScan(area.address, length, { categories: ['written'], maxRegions: room });
+    const ms = performance.now() - t0;
     for (const r of regions) found += (r.end - r.start) / PAGE_SIZE;
     return [ms, found];
   };
+  // Warmed up (JIT, the reused buffers) as the fault cases' handlers are:
+  // on a small area with a few dirty pages first.
+  const small = Mapping.anonymous(64 * PAGE_SIZE);
+  uffd.register(small, ['wp']);
+  uffd.writeProtect(small.address, small.length, true);
+  small.buffer().fill(1, 0, 32 * PAGE_SIZE);
+  for (let i = 0; i < 20; i++) {
+    if (variant === 'arrays') lib.pagemapScanArrays(small.address, small.length, { categories: ['written'] }, out);
+    else lib.pagemapScan(small.address, small.length, { categories: ['written'], maxRegions: room });
+  }
+  small.unmap();
   const [cleanMs] = scan();
   const pages = length / PAGE_SIZE;
   const step = dirty ? Math.floor(pages / dirty) : pages;
@@ -264,7 +285,7 @@ try {
   if (kind === 'fault') await fault(args[0], args[1], args[2], n(3), n(4), n(5) === 1);
   else if (kind === 'bulk') bulk(n(0), n(1), args[2] === 'per-call');
   else if (kind === 'restore') await restore(args[0], n(1), n(2) === 1, args[3] ?? 'onfault');
-  else if (kind === 'pagemap-scan') pagemapScanCase(n(0), n(1));
+  else if (kind === 'pagemap-scan') pagemapScanCase(n(0), n(1), args[2] ?? 'objects');
   else throw new Error(`unknown case kind ${kind}`);
 } catch (err) {
   print({ error: String(err?.message ?? err) });

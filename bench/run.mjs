@@ -139,15 +139,18 @@ function buildCases() {
       cKey: 'restore 4k',
     });
   }
-  cases.push({
-    id: 'S-scan',
-    group: 'scan',
-    label: `PAGEMAP_SCAN ${size.scan / MiB} MiB WP_ASYNC, ${size.dirty} dirty pages`,
-    metric: 'dirtyMs',
-    lowerIsBetter: true,
-    c: ['pagemap-scan', size.scan, size.dirty],
-    node: ['pagemap-scan', size.scan, size.dirty],
-  });
+  for (const [variant, label] of [['objects', 'pagemapScan(), an object per region'], ['arrays', 'pagemapScanArrays() into reused typed arrays']]) {
+    cases.push({
+      id: variant === 'objects' ? 'S-scan' : 'S-scan/arrays',
+      group: 'scan',
+      label: `PAGEMAP_SCAN ${size.scan / MiB} MiB WP_ASYNC, ${size.dirty} dirty pages, ${label}`,
+      metric: 'dirtyMs',
+      lowerIsBetter: true,
+      c: ['pagemap-scan', size.scan, size.dirty],
+      node: ['pagemap-scan', size.scan, size.dirty, variant],
+      cKey: 'scan',
+    });
+  }
   return cases.filter((c) => !only || c.id === only || c.id.includes(only) || c.group === only);
 }
 

@@ -48,7 +48,7 @@ export interface NativeAddon {
   guestMemfdCreate(size: number, flags: number): number;
 
   // memory/pagemap_scan.cc: vec holds 24-byte page_region records
-  pagemapScan(pagemapFd: number, start: Address, end: Address, flags: number, inverted: number, mask: number, anyof: number, returnMask: number, maxPages: number, vec: ArrayBuffer): [regions: number, walkEnd: Address];
+  pagemapScan(pagemapFd: number, start: Address, end: Address, flags: number, inverted: number, mask: number, anyof: number, returnMask: number, maxPages: number, vec: ArrayBuffer | Uint8Array): [regions: number, walkEnd: Address];
 
   // faults/fault_reader.cc
   readerStart(fd: number, onReadable: () => void, loop?: boolean, onPoll?: () => void): number;

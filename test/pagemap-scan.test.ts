@@ -3,7 +3,7 @@
 // Writes come from native threads (touchPages); with WP_ASYNC the kernel
 // unprotects on its own and no fault message is ever read.
 import { afterEach, describe, expect, it } from 'vitest';
-import { Mapping, PAGE_SIZE, Userfaultfd, pagemapScan } from '../lib';
+import { Mapping, PAGE_SIZE, PAGE_CATEGORIES, Userfaultfd, pagemapScan, pagemapScanArrays } from '../lib';
 import { touchPages } from '../lib/testing';
 
 const PAGES = 64;
@@ -98,5 +98,53 @@ describe('pagemapScan', () => {
     expect(() => pagemapScan(area.address, area.length, { checkWpAsync: true })).toThrow(
       expect.objectContaining({ code: 'EPERM', syscall: 'ioctl(PAGEMAP_SCAN)', address: area.address, length: area.length }),
     );
+  });
+});
+
+describe('pagemapScanArrays', () => {
+  const pagesOfArrays = (area: Mapping, r: { count: number; starts: Float64Array; ends: Float64Array }) =>
+    pagesOf(
+      area,
+      Array.from({ length: r.count }, (_, i) => ({ start: r.starts[i]!, end: r.ends[i]! })),
+    );
+
+  it('finds the same regions as pagemapScan, and reuses the out arrays round after round', async () => {
+    const { area } = tracked();
+    await writePages(area, [1, 2, 9, 30]);
+    const objects = pagemapScan(area.address, area.length, { categories: ['written'] });
+    const arrays = pagemapScanArrays(area.address, area.length, { categories: ['written'] });
+    expect(arrays.count).toBe(objects.regions.length);
+    expect(pagesOfArrays(area, arrays)).toEqual([1, 2, 9, 30]);
+    expect(arrays.walkEnd).toBe(objects.walkEnd);
+    for (let i = 0; i < arrays.count; i++) expect(arrays.categories[i]).toBe(PAGE_CATEGORIES.written);
+    // The first result is decoded: a later scan (same internal buffer) leaves it alone.
+    expect(pagesOf(area, objects.regions)).toEqual([1, 2, 9, 30]);
+
+    const out = { starts: new Float64Array(8), ends: new Float64Array(8), categories: new Uint32Array(8) };
+    const first = pagemapScanArrays(area.address, area.length, { categories: ['written'], writeProtect: true }, out);
+    expect(first.starts).toBe(out.starts);
+    expect(pagesOfArrays(area, first)).toEqual([1, 2, 9, 30]);
+    await writePages(area, [50]);
+    const second = pagemapScanArrays(area.address, area.length, { categories: ['written'] }, out);
+    expect(pagesOfArrays(area, second)).toEqual([50]);
+    expect(second.ends).toBe(out.ends);
+  });
+
+  it('out arrays bound the regions (maxRegions defaults to their room); bad out is a TypeError/RangeError', async () => {
+    const { area } = tracked();
+    await writePages(area, [0, 2, 4]);
+    const small = { starts: new Float64Array(2), ends: new Float64Array(2), categories: new Uint32Array(2) };
+    const r = pagemapScanArrays(area.address, area.length, { categories: ['written'] }, small);
+    expect(r.count).toBe(2);
+    expect(pagesOfArrays(area, r)).toEqual([0, 2]);
+    expect(r.walkEnd).toBeLessThan(area.address + area.length);
+
+    expect(() => pagemapScanArrays(area.address, area.length, { maxRegions: 3 }, small)).toThrow(RangeError);
+    expect(() => pagemapScanArrays(area.address, area.length, {}, { ...small, starts: [] as never })).toThrow(TypeError);
+    expect(() => pagemapScanArrays(area.address, area.length, {}, { ...small, categories: new Float64Array(2) as never })).toThrow(TypeError);
+    expect(() => pagemapScanArrays(area.address, area.length, {}, null as never)).toThrow(TypeError);
+    const empty = { starts: new Float64Array(0), ends: new Float64Array(0), categories: new Uint32Array(0) };
+    expect(() => pagemapScanArrays(area.address, area.length, {}, empty)).toThrow(RangeError);
+    expect(() => pagemapScanArrays(area.address + 1, PAGE_SIZE)).toThrow(RangeError);
   });
 });

@@ -133,7 +133,10 @@ static void resolve(struct fault_case* fc, uint64_t address) {
   int rc = 0;
   switch (fc->mode) {
     case M_COPY: {
-      struct uffdio_copy c = {.dst = start, .src = (uint64_t)fc->src, .len = fc->page};
+      // From the page's own place in a source area, as a pager serves
+      // distinct contents (not one cache-hot page copied again and again).
+      uint64_t src = (uint64_t)fc->src + (start - (uint64_t)fc->area);
+      struct uffdio_copy c = {.dst = start, .src = src, .len = fc->page};
       rc = ioctl(fc->uffd, UFFDIO_COPY, &c);
       break;
     }
@@ -243,17 +246,12 @@ static int run_fault(int argc, char** argv) {
   } else if (fc.mode == M_WP) {
     memset(fc.area, 1, len);
     regmode = UFFDIO_REGISTER_MODE_WP;
-  } else if (fc.mode == M_MOVE) {
-    features = UFFD_FEATURE_MOVE;
+  } else if (fc.mode == M_MOVE || fc.mode == M_COPY) {
+    if (fc.mode == M_MOVE) features = UFFD_FEATURE_MOVE;
     fc.src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (fc.src == MAP_FAILED) die("mmap move source");
+    if (fc.src == MAP_FAILED) die("mmap source");
     madvise(fc.src, len, MADV_NOHUGEPAGE);
-    memset(fc.src, 2, len);
-  }
-  if (fc.mode == M_COPY) {
-    fc.src = mmap(NULL, fc.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (fc.src == MAP_FAILED) die("mmap copy source");
-    memset(fc.src, 3, fc.page);
+    memset(fc.src, fc.mode == M_MOVE ? 2 : 3, len);
   }
   fc.uffd = open_uffd(features);
   register_range(fc.uffd, fc.area, len, regmode);

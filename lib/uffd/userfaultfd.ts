@@ -1,8 +1,9 @@
-// The userfaultfd handle: opening and feature negotiation, registration, the
-// range ioctls, events, and a FileHandle-like lifecycle (idempotent close,
-// EBADF after close, Symbol.asyncDispose).
+// The userfaultfd handle: registration, the range ioctls, events, and a
+// FileHandle-like lifecycle (idempotent close, EBADF after close,
+// Symbol.asyncDispose). Opening and feature negotiation are in open.ts,
+// what is known of an adopted fd in adopt.ts.
 import { native } from '../native';
-import { closedError, errnoError, withRange, type UffdError } from '../errors';
+import { closedError, withRange } from '../errors';
 import { checkAligned, checkBoolean, checkInteger, checkObject, checkOneOf, describe } from '../validate';
 import { Mapping } from '../memory/mapping';
 import { PAGE_SIZE } from '../memory/constants';
@@ -12,13 +13,9 @@ import { FaultDispatcher, type JsThreadFaultPolicy, type ReaderMode } from '../f
 import type { EventIterator } from '../faults/event-iterator';
 import type { PageFaultEvent, UffdEventOf } from '../faults/events';
 import {
-  FEATURES,
-  FEATURE_BITS,
   REGISTER_MODE_BITS,
-  featureMask,
   featureNames,
   ioctlNames,
-  isFeature,
   type Feature,
   type IoctlName,
   type RegisterMode,
@@ -27,11 +24,7 @@ import {
 import { RegistrationSet, type Registration } from './registrations';
 import { inspectUffdFd, rangeIoctlsFor } from './adopt';
 import { ReceivedFd } from '../net/received-fd';
-
-const UFFD_API = 0xaan;
-const O_CLOEXEC = 0o2000000;
-const O_NONBLOCK = 0o4000;
-const UFFD_USER_MODE_ONLY = 1;
+import { closeAtExit, openNegotiated, probeSupported, type Negotiated, type OpenVia } from './open';
 
 export type UffdEvent = UffdEventOf<Userfaultfd>;
 
@@ -41,7 +34,7 @@ export interface OpenOptions {
   /** Handle only user-mode faults (UFFD_USER_MODE_ONLY); needed when unprivileged without vm.unprivileged_userfaultfd. */
   userModeOnly?: boolean;
   /** 'auto' (default) tries /dev/userfaultfd, then the syscall. */
-  via?: 'auto' | 'device' | 'syscall';
+  via?: OpenVia;
   /**
    * What a fault raised by this environment's own JavaScript thread gets
    * (it cannot run a handler while blocked): 'zero' (default) maps a zero
@@ -85,51 +78,6 @@ export interface RegisterOptions {
   pageSize?: number;
 }
 
-/** Open userfaultfds of this environment, closed when the process exits so no thread stays blocked. */
-const openHandles = new Set<Userfaultfd>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // process.exit() runs no environment cleanup hooks, but it does emit
-  // 'exit'. Closing every uffd here wakes threads blocked in faults (they
-  // then see zero pages), so exit and Worker termination never hang.
-  process.on('exit', () => {
-    for (const u of [...openHandles]) {
-      // One failing close (its fd closed behind our back: EBADF) must not
-      // leave the others open, with their blocked threads, nor turn 'exit'
-      // into an uncaught exception.
-      try {
-        u.close();
-      } catch {
-        // The handle is marked closed before the syscall; nothing to retry.
-      }
-    }
-  });
-}
-
-function openFd(via: 'auto' | 'device' | 'syscall', flags: number): { fd: number; openedVia: 'device' | 'syscall' } {
-  if (via === 'device') return { fd: native.openViaDevice(flags), openedVia: 'device' };
-  if (via === 'syscall') return { fd: native.openViaSyscall(flags), openedVia: 'syscall' };
-  try {
-    return { fd: native.openViaDevice(flags), openedVia: 'device' };
-  } catch (deviceError) {
-    try {
-      return { fd: native.openViaSyscall(flags), openedVia: 'syscall' };
-    } catch (syscallError) {
-      (syscallError as Error & { deviceError?: unknown }).deviceError = deviceError;
-      throw syscallError;
-    }
-  }
-}
-
-interface Negotiated {
-  supported: bigint;
-  enabled: bigint;
-  ioctls: bigint;
-}
-
 export class Userfaultfd implements ioctl.IoctlTarget {
   /** 'device' (/dev/userfaultfd), 'syscall', or 'fd' (adopted with fromFd()). */
   readonly openedVia: 'device' | 'syscall' | 'fd';
@@ -166,8 +114,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
       closeForked: (child) => child.close(),
       observe: (event) => this.#follow(event),
     }, policy, mode);
-    openHandles.add(this);
-    installExitHook();
+    closeAtExit(this);
   }
 
   /**
@@ -183,45 +130,10 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     const userModeOnly = opts.userModeOnly === undefined ? false : checkBoolean('options.userModeOnly', opts.userModeOnly);
     const policy = opts.jsThreadFaults === undefined ? 'zero' : checkOneOf('options.jsThreadFaults', opts.jsThreadFaults, ['zero', 'poison']);
     const mode = opts.reader === undefined ? 'thread' : checkOneOf('options.reader', opts.reader, ['loop', 'thread']);
-    const requested: readonly Feature[] = opts.features ?? [];
+    const requested: readonly unknown[] = opts.features ?? [];
     if (!Array.isArray(requested)) throw new TypeError('options.features must be an array of feature names');
-    for (const f of requested) {
-      if (!isFeature(f)) throw new TypeError(`unknown userfaultfd feature ${JSON.stringify(f)}; known: ${FEATURES.join(', ')}`);
-    }
-    const flags = O_CLOEXEC | O_NONBLOCK | (userModeOnly ? UFFD_USER_MODE_ONLY : 0);
-
-    const probe = openFd(via, flags);
-    let supported: bigint;
-    try {
-      supported = native.api(probe.fd, UFFD_API, 0n)[0];
-    } finally {
-      native.closeFd(probe.fd);
-    }
-    const missing = requested.filter((f: Feature) => ((supported >> BigInt(FEATURE_BITS[f])) & 1n) === 0n);
-    if (missing.length) {
-      const err = new Error(`userfaultfd: the kernel does not support ${missing.map((f) => `UFFD_FEATURE_${f}`).join(', ')}`) as Error & { code: string; features: Feature[] };
-      err.code = 'ERR_UFFD_FEATURE_UNSUPPORTED';
-      err.features = missing;
-      throw err;
-    }
-    let enabled = featureMask(requested);
-    if ((supported >> BigInt(FEATURE_BITS.THREAD_ID)) & 1n) enabled |= 1n << BigInt(FEATURE_BITS.THREAD_ID);
-
-    const { fd, openedVia } = openFd(via, flags);
-    let ioctls: bigint;
-    try {
-      ioctls = native.api(fd, UFFD_API, enabled)[1];
-    } catch (err) {
-      native.closeFd(fd);
-      // The kernel refuses EVENT_FORK without CAP_SYS_PTRACE with a bare
-      // EPERM: say which feature and which capability.
-      const e = err as UffdError;
-      if (e.code === 'EPERM' && requested.includes('EVENT_FORK')) {
-        throw errnoError(-e.errno, e.syscall, undefined, undefined, 'UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE (or root)');
-      }
-      throw err;
-    }
-    return new Userfaultfd(fd, openedVia, userModeOnly, { supported, enabled, ioctls }, policy, new RegistrationSet(), mode);
+    const { fd, openedVia, negotiated } = openNegotiated(via, userModeOnly, requested);
+    return new Userfaultfd(fd, openedVia, userModeOnly, negotiated, policy, new RegistrationSet(), mode);
   }
 
   /**
@@ -249,12 +161,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     const info = inspectUffdFd(number);
     let supported = info.features;
     try {
-      const probe = openFd('auto', O_CLOEXEC | O_NONBLOCK);
-      try {
-        supported = native.api(probe.fd, UFFD_API, 0n)[0];
-      } finally {
-        native.closeFd(probe.fd);
-      }
+      supported = probeSupported('auto');
     } catch {
       // This process may not open userfaultfds itself (the owner could).
     }
@@ -484,7 +391,7 @@ export class Userfaultfd implements ioctl.IoctlTarget {
     }
     const fd = this.#fd;
     this.#fd = -1;
-    openHandles.delete(this);
+    closeAtExit(this, false);
     // The reader is stopped (joined) before the fd goes: a reader polling a
     // closed fd number could read from whatever reuses it.
     try {

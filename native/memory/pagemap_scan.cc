@@ -20,7 +20,7 @@ Napi::Value PagemapScan(const Napi::CallbackInfo& info) {
   CheckArgCount(info, 10);
   uint8_t* vec = nullptr;
   size_t vecBytes = 0;
-  if (!BytesOf(info[9], &vec, &vecBytes)) throw Napi::TypeError::New(info.Env(), "native: vec must be an ArrayBuffer");
+  if (!BytesOf(info[9], &vec, &vecBytes)) throw Napi::TypeError::New(info.Env(), "native: vec must be an ArrayBuffer or a Uint8Array");
   pm_scan_arg arg{};
   arg.size = sizeof arg;
   arg.flags = UintArg(info, 3);
