@@ -8,7 +8,9 @@
 //                onfault (uffd.onFault() synchronous handler, one ioctl per event),
 //                native (the Pager: resolved on the reader thread, no JS per fault)
 //   node-case.mjs bulk <chunk bytes> <total bytes> [per-call]
-//   node-case.mjs restore <file> <bytes> <readahead 0|1> [onfault|native]
+//   node-case.mjs restore <file> <bytes> <readahead 0|1> [onfault|native|native-async] [anon|hugetlb]
+//       native: the Pager with synchronous read-ahead (as the C handler),
+//       native-async: with asynchronous read-ahead (the Pager's default)
 //   node-case.mjs pagemap-scan <bytes> <dirty pages> [objects|arrays]
 import { openSync, closeSync } from 'node:fs';
 import { Userfaultfd, Mapping, MemoryFile, Pager, PAGE_SIZE, HUGE_2M } from '../dist/index.js';
@@ -177,26 +179,30 @@ function bulk(chunk, total, perCall) {
   print({ bytes: total, seconds, gbps: total / seconds / 1e9 });
 }
 
-async function restore(path, length, readahead, handler) {
-  const area = Mapping.anonymous(length);
-  area.madvise('NOHUGEPAGE');
+async function restore(path, length, readahead, handler, memory) {
+  // Anonymous 4K pages, or a hugetlb memfd (2M pages), as the C side.
+  const { mapping: area, file: memfd } = mapMemory(memory, length);
   const uffd = Userfaultfd.open();
   uffd.register(area, ['missing']);
   const base = area.address;
-  if (handler === 'native') {
+  if (handler === 'native' || handler === 'native-async') {
     // The Pager's file source: one UFFDIO_COPY per fault (or read-ahead
-    // window) from its own mapping of the file, on the reader thread.
-    const pager = Pager.create(uffd, { readAhead: readahead });
+    // window) from its own mapping of the file, on the reader thread; with
+    // async, the next window is filled there before the thread reaches it.
+    const pager = Pager.create(uffd, { readAhead: readahead ? { async: handler === 'native-async' } : false });
     pager.serve(area, { kind: 'file', path, offset: 0 });
     const t0 = performance.now();
     await touchPagesTimed(base, length, { stride: PAGE_SIZE });
     const seconds = (performance.now() - t0) / 1e3;
-    const faults = pager.stats().faults;
+    const { faults, asyncReadAheadPages } = pager.stats();
     pager.close();
     uffd.close();
-    print({ bytes: length, faults, seconds, gbps: length / seconds / 1e9 });
+    area.unmap();
+    memfd?.close();
+    print({ bytes: length, faults, asyncReadAheadPages, seconds, gbps: length / seconds / 1e9 });
     return;
   }
+  if (memory !== 'anon') throw new Error(`restore ${handler}: anonymous memory only`);
   // JavaScript: onFault() copies from the snapshot file, mapped read-only
   // (internal region-table call: the public API maps memfds, not plain files).
   const fd = openSync(path, 'r');
@@ -284,7 +290,7 @@ try {
   const n = (i) => Number(args[i]);
   if (kind === 'fault') await fault(args[0], args[1], args[2], n(3), n(4), n(5) === 1);
   else if (kind === 'bulk') bulk(n(0), n(1), args[2] === 'per-call');
-  else if (kind === 'restore') await restore(args[0], n(1), n(2) === 1, args[3] ?? 'onfault');
+  else if (kind === 'restore') await restore(args[0], n(1), n(2) === 1, args[3] ?? 'onfault', args[4] ?? 'anon');
   else if (kind === 'pagemap-scan') pagemapScanCase(n(0), n(1), args[2] ?? 'objects');
   else throw new Error(`unknown case kind ${kind}`);
 } catch (err) {
