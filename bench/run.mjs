@@ -64,9 +64,9 @@ const FAULT_CASES = [
   ['D9', 'move', 'anon', 'MISSING anon 4K → MOVE'],
 ];
 
-function restoreFile() {
+function restoreFile(exe) {
   const file = path.join(os.tmpdir(), 'userfaultfd-bench-restore.bin');
-  const bytes = Math.max(size.restoreRa, size.restoreNoRa);
+  const bytes = Math.max(size.restoreRa, size.restoreNoRa, size.restoreHuge);
   if (!existsSync(file) || statSync(file).size < bytes) {
     const fd = openSync(file, 'w');
     const chunk = Buffer.alloc(MiB);
@@ -77,7 +77,13 @@ function restoreFile() {
     closeSync(fd);
   }
   // Into the page cache: the case is a restore from cached snapshot pages.
-  readFileSync(file);
+  // Evicted and read back (`reference cache`), so that the page cache is
+  // always as a read from disk leaves it, whatever wrote the file and when:
+  // in large folios on ext4 and xfs, where pages just written are 4K ones.
+  // Copying from a mapping of 4K page-cache pages costs a fault and, on a
+  // shadow-paged VM, a first touch per 4K page: 3× slower into hugetlb
+  // (docs/benchmarks.md).
+  execFileSync(exe, ['cache', file], { stdio: ['ignore', 'ignore', 'inherit'] });
   return file;
 }
 
@@ -155,7 +161,11 @@ function buildCases() {
   // Into hugetlb 2M pages: the application's first touch of each 4K page
   // costs next to nothing there (one TLB entry per 2M), so the copy itself
   // is measured, against the 2 GB/s target.
-  for (const [handler, label] of [['native', 'Pager file source'], ['native-async', 'Pager file source, asynchronous read-ahead']]) {
+  for (const [handler, label] of [
+    ['native', 'Pager file source'],
+    ['native-async', 'Pager file source, asynchronous read-ahead'],
+    ['native-async-pread', 'Pager file source with mmap: false (pread + COPY), asynchronous read-ahead'],
+  ]) {
     cases.push({
       id: `R-ra-2M/${handler}`,
       group: 'restore',
@@ -249,7 +259,7 @@ async function main() {
   const exe = buildReference();
   const cases = buildCases();
   if (!quick) warmUp(exe);
-  const file = cases.some((c) => c.group === 'restore') ? restoreFile() : '';
+  const file = cases.some((c) => c.group === 'restore') ? restoreFile(exe) : '';
   const subst = (args) => args.map((a) => (a === '$FILE' ? file : a));
   const nodeCase = path.join(root, 'bench', 'node-case.mjs');
   const runs = new Map(cases.map((c) => [c.id, { c: [], node: [], ratio: [], errors: [] }]));

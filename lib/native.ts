@@ -63,7 +63,7 @@ export interface NativeAddon {
 
   // pager/pager_binding.cc (lib/pager/)
   pagerCreate(readerId: number, uffd: number, onNotes: () => void, readAheadMin: number, readAheadMax: number, readAheadAsync: boolean, onFailure: number, afterRemove: number, statsIntervalMs: number): number;
-  pagerServe(id: number, start: Address, length: number, pageSize: number, offset: number, kind: number, data: ArrayBufferView | ArrayBuffer | number | undefined, tag: number): boolean;
+  pagerServe(id: number, start: Address, length: number, pageSize: number, offset: number, kind: number, data: ArrayBufferView | ArrayBuffer | number | undefined, tag: number, mapFile: boolean): boolean;
   pagerUnserve(id: number, start: Address, length: number): number;
   /** [start, end, offset, kind] per served range. */
   pagerRanges(id: number): Float64Array;

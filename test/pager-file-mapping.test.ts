@@ -4,7 +4,8 @@
 // EFAULT, or reads zeros to the end of the last page) gives short-read
 // failures resolved by the policy, never a signal in the serving process; a
 // file that grows, and files that cannot be mapped (empty when served,
-// /proc), are read with pread(); pipes are refused at serve(). The
+// /proc), are read with pread(), as every file is with `mmap: false`;
+// pipes are refused at serve(). The
 // truncation cases run in a child process: an unresolved fault would hang.
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, writeFileSync } from 'node:fs';
@@ -214,6 +215,25 @@ describe("Pager 'file' source: served from a mapping of the file", () => {
         pager.close();
       } finally {
         origin.unmap();
+      }
+    }));
+
+  it('mmap: false reads every window with pread(): the same bytes, at an offset, with read-ahead; a non-boolean is a TypeError', () =>
+    withHarness(async (h) => {
+      const r = h.region('anon', 256);
+      h.uffd.register(r.mapping, ['missing']);
+      const data = pattern(r.length + 4096, SEED + 43);
+      const snap = snapshotFile(data);
+      try {
+        const pager = pagerFor(h);
+        expect(() => pager.serve(r.mapping, { kind: 'file', path: snap.path, mmap: 'no' as never })).toThrow(TypeError);
+        pager.serve(r.mapping, { kind: 'file', path: snap.path, offset: 4096, mmap: false });
+        await h.finished(h.touch(r.mapping.address, r.length));
+        expect(Buffer.from(r.mapping.buffer()).equals(data.subarray(4096))).toBe(true);
+        expect(pager.stats()).toMatchObject({ bytes: r.length, failures: 0 });
+        pager.close();
+      } finally {
+        snap.remove();
       }
     }));
 

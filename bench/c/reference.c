@@ -12,6 +12,7 @@
 //   reference restore <file> <bytes> <readahead 0|1> [anon|hugetlb]
 //   reference touch-floor <bytes> [anon|hugetlb]
 //   reference warm <bytes>
+//   reference cache <file>
 //   reference pagemap-scan <bytes> <dirty pages>
 #define _GNU_SOURCE
 #include <errno.h>
@@ -453,6 +454,37 @@ static int run_warm(int argc, char** argv) {
   return 0;
 }
 
+// ---- the restore cases' page cache ------------------------------------------
+//
+// Evicts the file from the page cache and reads it back in 4 MiB reads: the
+// page cache is then what a restore from disk finds (large folios where the
+// file system has them), not what writing the file left (4K pages).
+
+static int run_cache(int argc, char** argv) {
+  if (argc < 3) {
+    errno = EINVAL;
+    die("usage: cache <file>");
+  }
+  int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open file");
+  fdatasync(fd);  // dirty pages are not evicted
+  int err = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  if (err) {
+    errno = err;
+    die("posix_fadvise");
+  }
+  size_t chunk = 4u << 20, total = 0;
+  char* buf = malloc(chunk);
+  if (!buf) die("malloc");
+  ssize_t n;
+  while ((n = read(fd, buf, chunk)) > 0) total += (size_t)n;
+  if (n < 0) die("read");
+  free(buf);
+  close(fd);
+  printf("{\"bytes\":%zu}\n", total);
+  return 0;
+}
+
 // ---- PAGEMAP_SCAN of WP_ASYNC dirty tracking -------------------------------
 
 static double scan(char* area, size_t len, struct page_region* vec, size_t vecLen, size_t* pagesOut) {
@@ -516,13 +548,14 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) {
     errno = EINVAL;
-    die("usage: reference fault|bulk|restore|touch-floor|warm|pagemap-scan ...");
+    die("usage: reference fault|bulk|restore|touch-floor|warm|cache|pagemap-scan ...");
   }
   if (!strcmp(argv[1], "fault")) return run_fault(argc, argv);
   if (!strcmp(argv[1], "bulk")) return run_bulk(argc, argv);
   if (!strcmp(argv[1], "restore")) return run_restore(argc, argv);
   if (!strcmp(argv[1], "touch-floor")) return run_touch_floor(argc, argv);
   if (!strcmp(argv[1], "warm")) return run_warm(argc, argv);
+  if (!strcmp(argv[1], "cache")) return run_cache(argc, argv);
   if (!strcmp(argv[1], "pagemap-scan")) return run_pagemap_scan(argc, argv);
   errno = EINVAL;
   die(argv[1]);

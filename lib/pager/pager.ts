@@ -5,7 +5,7 @@
  *   const pager = Pager.create(uffd, { readAhead?, onFailure?, afterRemove?, statsIntervalMs? });
  *   pager.serve({ address, length }, source, { pageSize? })  // source: see PagerSource in ./sources;
  *                                               // pageSize: for ranges registered by another process
- *     { kind: 'zero' } | { kind: 'buffer', buffer, offset? } | { kind: 'file', path | fd, offset? }
+ *     { kind: 'zero' } | { kind: 'buffer', buffer, offset? } | { kind: 'file', path | fd, offset?, mmap? }
  *     | { kind: 'memoryFile', file, offset? } | { kind: 'function', read(address, length, { offset, threadId, write }) }
  *   pager.unserve({ address, length })          // faults there go back to uffd.events()
  *   await pager.prefetch(range?, { signal? })   // fill the rest in the background (SCHED_IDLE)
@@ -139,7 +139,7 @@ export class Pager extends EventEmitter {
     const tag = ++this.#tags;
     let served: boolean;
     try {
-      served = native.pagerServe(id, address, length, pageSize, prepared.offset, prepared.code, prepared.data, tag);
+      served = native.pagerServe(id, address, length, pageSize, prepared.offset, prepared.code, prepared.data, tag, prepared.mapFile ?? false);
     } catch (err) {
       withRange(err, address, length);
     } finally {

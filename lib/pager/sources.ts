@@ -3,7 +3,7 @@
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { closedError, conditionError } from '../errors';
 import { MemoryFile } from '../memory/memory-file';
-import { checkInteger, describe } from '../validate';
+import { checkBoolean, checkInteger, describe } from '../validate';
 
 /** Page contents for a 'function' source: at least `length` bytes (more are ignored). */
 export type PageBytes = ArrayBufferView | ArrayBuffer;
@@ -29,8 +29,14 @@ export type PagerSource =
    * serve()), or read with pread() where the file cannot be mapped (an empty
    * file, /proc) or has grown since. Pages the file does not hold whole are
    * source failures (ERR_PAGER_SHORT_READ), also after a truncation.
+   *
+   * `mmap: false` reads every window with pread() into a buffer and copies
+   * from there (two copies instead of one). Faster where touching each 4K
+   * page of a mapping costs much, and the page cache holds the file in 4K
+   * pages (docs/benchmarks.md: a VM with shadow paging, a file just
+   * written: 3× faster there); the mapping is as fast or faster elsewhere.
    */
-  | { readonly kind: 'file'; readonly path?: string; readonly fd?: number; readonly offset?: number }
+  | { readonly kind: 'file'; readonly path?: string; readonly fd?: number; readonly offset?: number; readonly mmap?: boolean }
   /** A memfd or hugetlbfs file, copied from the pager's own read-only mapping of it, from `offset`. */
   | { readonly kind: 'memoryFile'; readonly file: MemoryFile; readonly offset?: number }
   /**
@@ -52,6 +58,8 @@ export interface PreparedSource {
   data: ArrayBufferView | ArrayBuffer | number | undefined;
   /** What lib/ must keep alive while native code may read it. */
   keep?: unknown;
+  /** 'file': serve from a mapping of the file (else pread()). */
+  mapFile?: boolean;
   read?: PageReader;
   /** Runs after pagerServe (which dup()s an fd it needs). */
   done(): void;
@@ -97,10 +105,11 @@ export function prepareSource(source: unknown, length: number): PreparedSource {
     case 'file': {
       const offset = offsetOf(s);
       if ((s.path === undefined) === (s.fd === undefined)) throw new TypeError('a file source needs exactly one of source.path and source.fd');
+      const mapFile = s.mmap === undefined ? true : checkBoolean('source.mmap', s.mmap);
       if (s.fd !== undefined) {
         const fd = checkInteger('source.fd', s.fd, 0, 0x7fffffff);
         checkSeekable(fd, 'source.fd');
-        return { kind, code: SOURCE_CODES.file, offset, data: fd, done: nothing };
+        return { kind, code: SOURCE_CODES.file, offset, data: fd, mapFile, done: nothing };
       }
       if (typeof s.path !== 'string') throw new TypeError(`source.path must be a string (got ${describe(s.path)})`);
       // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
@@ -111,7 +120,7 @@ export function prepareSource(source: unknown, length: number): PreparedSource {
         closeSync(fd);
         throw err;
       }
-      return { kind, code: SOURCE_CODES.file, offset, data: fd, done: () => closeSync(fd) };
+      return { kind, code: SOURCE_CODES.file, offset, data: fd, mapFile, done: () => closeSync(fd) };
     }
     case 'memoryFile': {
       if (!(s.file instanceof MemoryFile)) throw new TypeError(`source.file must be a MemoryFile (got ${describe(s.file)})`);

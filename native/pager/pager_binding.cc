@@ -101,10 +101,11 @@ Napi::Value PagerCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, id);
 }
 
-// pagerServe(id, start, length, pageSize, offset, kind, data, tag) -> false if it overlaps a served range.
+// pagerServe(id, start, length, pageSize, offset, kind, data, tag, mapFile) -> false if it overlaps a served range.
 // data: bytes for 'buffer'; an fd (dup()ed here) for 'file' and 'memoryFile'.
+// mapFile: serve a 'file' from a mapping of it (else pread()).
 Napi::Value PagerServe(const Napi::CallbackInfo& info) {
-  CheckArgCount(info, 8);
+  CheckArgCount(info, 9);
   Napi::Env env = info.Env();
   PagerSlot* slot = SlotArg(info);
   Range range;
@@ -133,7 +134,7 @@ Napi::Value PagerServe(const Napi::CallbackInfo& info) {
       // /proc) is read with pread() instead; so is what lies past the end
       // the file had now, if it grows.
       struct stat st;
-      if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      if (info[8].ToBoolean() && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
         void* map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
         if (map != MAP_FAILED) {
           source->mapping = map;
