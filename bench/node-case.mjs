@@ -44,6 +44,9 @@ async function fault(handler, mode, memory, threads, pages, pin) {
   // starts) on CPU 1, the faulting threads on CPU 0.
   if (pin) pinThread(1);
   // Warm up (JIT) the handler on a small area of the same kind first.
+  // hugetlb: 8 pages are too few faults to compile the handler, so first
+  // 1024 shmem pages of the same mode (the same JS and native path).
+  if (memory === 'hugetlb') await faultRun(handler, mode, 'shmem', threads, 1024, pin);
   await faultRun(handler, mode, memory, threads, Math.min(pages, memory === 'hugetlb' ? 8 : 1024), pin);
   print(await faultRun(handler, mode, memory, threads, pages, pin));
 }
