@@ -103,56 +103,70 @@ async function faultRun(handler, mode, memory, threads, pages, pin) {
     const source = mode === 'copy' ? { kind: 'buffer', buffer: src.buffer() } : { kind: 'zero' };
     pager.serve(mapping, source);
   }
+  // MINOR on hugetlb: several rounds with the PTEs zapped between them, as
+  // the C side (ROUNDS_MINOR_HUGE): 256 faults alone last a few ms.
+  const rounds = mode === 'continue' && memory === 'hugetlb' ? 16 : 1;
+  const total = pages * rounds;
   const share = Math.floor(pages / threads);
-  const touches = [];
-  for (let i = 0; i < threads; i++) {
-    const count = i === threads - 1 ? pages - i * share : share;
-    touches.push(
-      touchPagesTimed(base + i * share * page, count * page, { stride: page, write: mode === 'wp', cpu: pin ? 0 : undefined }),
-    );
-  }
+  const touchAll = async () => {
+    let busy = 0;
+    const latencies = [];
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) mapping.madvise('DONTNEED');
+      const touches = [];
+      for (let i = 0; i < threads; i++) {
+        const count = i === threads - 1 ? pages - i * share : share;
+        touches.push(
+          touchPagesTimed(base + i * share * page, count * page, { stride: page, write: mode === 'wp', cpu: pin ? 0 : undefined }),
+        );
+      }
+      const results = await Promise.all(touches);
+      busy += Math.max(...results.map((r) => r.end)) - Math.min(...results.map((r) => r.start));
+      for (const r of results) latencies.push(...r.latencies);
+    }
+    return { busy, latencies };
+  };
+  const touched = touchAll();
   let handled = 0;
   if (handler === 'js') {
     for await (const event of uffd.events({ highWaterMark: 4096 })) {
       if (event.type !== 'pagefault') continue;
       resolve(event.address - (event.address & mask));
-      if (++handled === pages) break;
+      if (++handled === total) break;
     }
   } else if (handler === 'onfault') {
     await new Promise((done) => {
       uffd.onFault((event) => {
         resolve(event.address - (event.address & mask));
-        if (++handled === pages) {
+        if (++handled === total) {
           uffd.onFault(null);
           done();
         }
       });
     });
   } else if (handler === 'native') {
-    await Promise.all(touches);
+    await touched;
     handled = pager.stats().faults;
     pager.close();
   } else {
     throw new Error(`handler ${handler}: not available`);
   }
-  const results = await Promise.all(touches);
-  const start = Math.min(...results.map((r) => r.start));
-  const end = Math.max(...results.map((r) => r.end));
-  const lat = Float64Array.from(results.flatMap((r) => Array.from(r.latencies))).sort();
-  const seconds = (end - start) / 1e6;
+  const { busy, latencies } = await touched;
+  const lat = Float64Array.from(latencies).sort();
+  const seconds = busy / 1e6;
   uffd.close();
   mapping.unmap();
   src?.unmap();
   alias?.unmap();
   file?.close();
   return {
-    faults: pages,
+    faults: total,
     handled,
     seconds,
-    faultsPerSec: pages / seconds,
+    faultsPerSec: total / seconds,
     p50Us: median(lat, 0.5),
     p99Us: median(lat, 0.99),
-    gbps: length / seconds / 1e9,
+    gbps: (length * rounds) / seconds / 1e9,
   };
 }
 
