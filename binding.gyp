@@ -22,6 +22,7 @@
         "native/net/unix_socket.cc",
         "native/net/fd_poll.cc",
         "native/pager/pager_core.cc",
+        "native/pager/pager_fill.cc",
         "native/pager/pager_shared.cc",
         "native/pager/pager_binding.cc",
         "native/testing/longterm_pin.cc",

@@ -121,6 +121,8 @@ struct FillResult {
 };
 FillResult Fill(int fd, const Source& source, uint64_t offset, uint64_t dst, uint64_t length, uint64_t pageSize,
                 Buffers* buffers);
+// The kernel's progress field of an ioctl as a FillResult (pager_fill.cc).
+FillResult FromIoctl(int rc, int64_t field);
 int Wake(int fd, uint64_t start, uint64_t length);
 uint64_t NowNs();
 

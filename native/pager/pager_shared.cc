@@ -1,4 +1,4 @@
-// What the cores of one pager share: the notes queue to JavaScript, function
+// What the cores of one pager share: statistics, the notes queue to JavaScript, function
 // requests, the failure policy, child servers (forked children's uffds) and
 // background prefetch threads.
 #include <errno.h>
@@ -16,8 +16,18 @@
 
 namespace uffd::pager {
 
+void Stats::Fault(pid_t tid) {
+  faults++;
+  std::lock_guard<std::mutex> lock(threadsMutex);
+  threads[tid]++;
+}
+
+void Stats::Latency(uint64_t ns) {
+  int bucket = ns == 0 ? 0 : 63 - __builtin_clzll(ns);
+  latency[std::min(bucket, kLatencyBuckets - 1)]++;
+}
+
 namespace {
-constexpr size_t kBatch = 64;
 constexpr uint64_t kPrefetchChunk = 1 << 20;
 constexpr uint64_t kPageSizes[] = {4096, 2ull << 20, 1ull << 30};
 constexpr int kLivenessMs = 1000;          // how often an idle child server checks its process
